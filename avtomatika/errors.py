@@ -1,0 +1,49 @@
+"""The one error hierarchy of Avtomatika; every error carries its context in attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AvtomatikaError(Exception):
+    """Root of every error the library raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class ConfigError(AvtomatikaError):
+    """A setting or configuration file is invalid; raised at start so nothing runs half-configured."""
+
+
+class BlueprintError(AvtomatikaError):
+    """A blueprint is malformed: found when it is declared or registered."""
+
+
+class ConditionSyntaxError(BlueprintError):
+    """A `.when()` string does not follow the grammar; raised when the decorator runs."""
+
+
+class HandlerError(AvtomatikaError):
+    """A state handler could not be run or set no valid action."""
+
+
+class ActionError(RuntimeError, AvtomatikaError):
+    """A handler asked for a second action (the seed raises RuntimeError, so this is one)."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        AvtomatikaError.__init__(self, message, **context)
+
+
+class JobNotFound(AvtomatikaError):
+    """No job with that id (or not visible to the caller)."""
+
+
+class TransitionNotAllowed(AvtomatikaError):
+    """A status change that the transition table forbids."""
+
+
+class ConflictError(AvtomatikaError):
+    """A concurrent change won; the caller's view of the job is stale."""

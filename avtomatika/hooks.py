@@ -1,0 +1,56 @@
+"""Side effects subscribe to engine events through `Hooks`; every method is a no-op by default."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .job import Job
+
+logger = logging.getLogger(__name__)
+
+
+class Hooks:
+    """Subscriber interface: override what you need (history, metrics, webhooks)."""
+
+    def job_created(self, job: Job) -> None:
+        """A job was stored (called once per job, not for idempotent repeats)."""
+
+    def state_finished(self, job: Job, state: str, duration: float) -> None:
+        """A state's handler ran and its result was committed."""
+
+    def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
+        """A handler raised; the step will be retried or the job quarantined."""
+
+    def job_ended(self, job: Job) -> None:
+        """The job reached a terminal status (called once, after the commit that made it terminal)."""
+
+
+class HookChain(Hooks):
+    """Calls every subscriber in order; a failing subscriber is logged and never fails the job."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Hooks] = []
+
+    def add(self, hooks: Hooks) -> None:
+        """Subscribe `hooks` to every event."""
+        self.subscribers.append(hooks)
+
+    def _emit(self, name: str, *args: Any) -> None:
+        for subscriber in self.subscribers:
+            try:
+                getattr(subscriber, name)(*args)
+            except Exception:
+                logger.exception("hook %s of %s failed", name, type(subscriber).__name__)
+
+    def job_created(self, job: Job) -> None:
+        self._emit("job_created", job)
+
+    def state_finished(self, job: Job, state: str, duration: float) -> None:
+        self._emit("state_finished", job, state, duration)
+
+    def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
+        self._emit("step_failed", job, state, error, traceback)
+
+    def job_ended(self, job: Job) -> None:
+        self._emit("job_ended", job)

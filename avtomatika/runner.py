@@ -1,0 +1,106 @@
+"""Every role inside one process: HTTP API thread, Celery worker thread, sweep thread (DESIGN §7)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .security import check_production_tokens
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import OrchestratorEngine
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedRunner:
+    """Starts and stops the roles of `engine` inside this process; the HTTP port is `port` once started."""
+
+    def __init__(self, engine: OrchestratorEngine) -> None:
+        self.engine = engine
+        self.port: int = 0
+        self._server: Any = None
+        self._worker: Any = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Start the roles; returns once the HTTP server listens and the worker consumes."""
+        from werkzeug.serving import make_server
+
+        engine = self.engine
+        check_production_tokens(engine.config)
+        app = engine.wsgi_app()  # validates clients.toml/workers.toml before anything runs
+        self._start_worker()
+        self._server = make_server(engine.config.API_HOST, engine.config.API_PORT, app, threaded=True)
+        self.port = self._server.server_port
+        self._spawn("avtomatika-http", self._server.serve_forever)
+        self._spawn("avtomatika-sweep", self._sweep_loop)
+        mode = "redis" if engine.redis_url else "embedded (in memory; nothing survives a restart)"
+        logger.info(
+            "Avtomatika listening on http://%s:%s, storage: %s", engine.config.API_HOST, self.port, mode
+        )
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_worker(self) -> None:
+        celery = self.engine.celery
+        celery.finalize()
+        celery.set_current()
+        celery.set_default()
+        self._worker = celery.WorkController(
+            pool_cls="threads",
+            concurrency=self.engine.config.EMBEDDED_WORKER_CONCURRENCY,
+            loglevel=logging.WARNING,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            hostname=f"embedded-{id(self)}@localhost",
+            queues=["avtomatika.steps"],
+        )
+        self._spawn("avtomatika-celery", self._worker.start)
+        # The bare WorkController sends no worker_ready signal: wait until its task consumer exists.
+        deadline = time.monotonic() + 30
+        while getattr(getattr(self._worker, "consumer", None), "task_consumer", None) is None:
+            if time.monotonic() > deadline:
+                logger.warning("embedded Celery worker is not consuming after 30 s")
+                break
+            time.sleep(0.01)
+
+    def _sweep_loop(self) -> None:
+        from .sweeper import Sweeper
+
+        sweeper = Sweeper(self.engine)
+        interval = float(self.engine.config.WATCHER_INTERVAL_SECONDS)
+        while not self._stopping.wait(interval):
+            try:
+                sweeper.run_once()
+            except Exception:
+                logger.exception("sweep failed")
+
+    def wait(self) -> None:
+        """Block until `stop()` is called from another thread."""
+        while not self._stopping.wait(1.0):
+            pass
+
+    def stop(self) -> None:
+        """Stop the HTTP server, the worker and the sweep; safe to call twice."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._worker is not None:
+            try:
+                self._worker.stop(in_sighandler=False)
+            except Exception:
+                logger.exception("stopping the embedded Celery worker failed")
+            self._worker = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()

@@ -1,0 +1,121 @@
+"""Client identities and tokens: loaded and validated at start, stored only as hashes, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import DEFAULT_CLIENT_TOKEN, DEFAULT_WORKER_TOKEN, Config
+from .context import ClientConfig
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLIENT_ID = "default"
+_CLIENT_KEYS = {"token", "plan", "monthly_attempts", "role"}
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token (SHA-256 hex; tokens are long random secrets, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Client:
+    """An API client: its id, the hash of its token, plan, quota, role and extra parameters."""
+
+    client_id: str
+    token_hash: str
+    plan: str = "default"
+    monthly_attempts: int | None = None
+    is_admin: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> ClientConfig:
+        """What handlers see of the client (never the token hash)."""
+        return ClientConfig(self.client_id, self.plan, dict(self.params), self.is_admin)
+
+
+def _load_toml(path: str, what: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path}: not found", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} file {path}: malformed TOML: {exc}", path=path) from None
+
+
+def load_clients(path: str) -> list[Client]:
+    """Read `clients.toml`; any error names the file, the table and the field."""
+    data = _load_toml(path, "clients")
+    clients = []
+    for name, table in data.items():
+        where = f"clients file {path}, table [{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table with a token", path=path, table=name)
+        token = table.get("token")
+        if not isinstance(token, str) or not token.strip():
+            raise ConfigError(f"{where}, field 'token': required, a non-empty string", path=path, table=name)
+        plan = table.get("plan", "default")
+        if not isinstance(plan, str):
+            raise ConfigError(f"{where}, field 'plan': must be a string", path=path, table=name)
+        attempts = table.get("monthly_attempts")
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0):
+            raise ConfigError(
+                f"{where}, field 'monthly_attempts': must be a non-negative integer", path=path, table=name
+            )
+        role = table.get("role", "client")
+        if role not in ("client", "admin"):
+            raise ConfigError(f"{where}, field 'role': must be 'client' or 'admin'", path=path, table=name)
+        params = {k: v for k, v in table.items() if k not in _CLIENT_KEYS}
+        clients.append(Client(name, hash_token(token), plan, attempts, role == "admin", params))
+    return clients
+
+
+class ClientRegistry:
+    """Finds the client of a token; every stored hash is compared, in constant time."""
+
+    def __init__(self, clients: list[Client]) -> None:
+        hashes = [c.token_hash for c in clients]
+        if len(set(hashes)) != len(hashes):
+            raise ConfigError("two clients share one token")
+        self.clients = clients
+        self.by_id = {c.client_id: c for c in clients}
+
+    @classmethod
+    def from_config(cls, config: Config) -> ClientRegistry:
+        """Clients of `clients.toml` plus the admin client of `CLIENT_TOKEN` (when set)."""
+        clients = load_clients(config.CLIENTS_CONFIG_PATH) if config.CLIENTS_CONFIG_PATH else []
+        if config.CLIENT_TOKEN and not any(c.client_id == DEFAULT_CLIENT_ID for c in clients):
+            clients.append(Client(DEFAULT_CLIENT_ID, hash_token(config.CLIENT_TOKEN), "default", None, True))
+        return cls(clients)
+
+    def authenticate(self, token: str | None) -> Client | None:
+        """The client whose token this is, or None."""
+        if not token:
+            return None
+        digest = hash_token(token)
+        found = None
+        for client in self.clients:
+            if hmac.compare_digest(client.token_hash, digest):
+                found = client
+        return found
+
+
+def check_production_tokens(config: Config) -> None:
+    """Warn about default tokens; refuse to start with them when `AVTOMATIKA_ENV=production`."""
+    defaults = []
+    if config.CLIENT_TOKEN == DEFAULT_CLIENT_TOKEN:
+        defaults.append("CLIENT_TOKEN")
+    if config.GLOBAL_WORKER_TOKEN == DEFAULT_WORKER_TOKEN:
+        defaults.append("GLOBAL_WORKER_TOKEN")
+    if not defaults:
+        return
+    if config.AVTOMATIKA_ENV == "production":
+        raise ConfigError(f"AVTOMATIKA_ENV=production refuses default tokens: set {', '.join(defaults)}")
+    logger.warning("default token in effect for %s: fine for local use, never for production", ", ".join(defaults))

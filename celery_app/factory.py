@@ -1,0 +1,100 @@
+"""Build the Celery application of an engine: reliability settings, the step task and the sweep schedule."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from avtomatika import aio
+
+logger = logging.getLogger(__name__)
+
+STEP_QUEUE = "avtomatika.steps"
+
+
+def celery_settings(engine: Any) -> dict[str, Any]:
+    """Settings the reliability goals need (DESIGN §3, FACTS: Celery)."""
+    config = engine.config
+    url = engine.redis_url
+    settings: dict[str, Any] = {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": STEP_QUEUE,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "result_expires": max(config.JOB_RETENTION_SECONDS, 86400),
+        "result_chord_expires": max(config.JOB_RETENTION_SECONDS, 86400),
+        "beat_schedule": {
+            "avtomatika.sweep": {"task": "avtomatika.sweep", "schedule": float(config.WATCHER_INTERVAL_SECONDS)},
+        },
+    }
+    if url:
+        settings.update(
+            broker_url=url,
+            result_backend=url,
+            broker_transport_options={
+                "visibility_timeout": config.CELERY_VISIBILITY_TIMEOUT,
+                "unacked_restore_interval": 1,
+                "unacked_restore_throttle": 1,
+            },
+            redis_socket_timeout=30,
+        )
+    else:
+        settings.update(
+            broker_url="memory://",
+            result_backend="cache+memory://",
+            broker_transport_options={"polling_interval": 0.01},
+        )
+    return settings
+
+
+def create_celery(engine: Any) -> Celery:
+    """A Celery app bound to `engine`, with `avtomatika.step` and `avtomatika.sweep` registered."""
+    app = Celery("avtomatika", set_as_current=False)
+    app.conf.update(celery_settings(engine))
+    app.avtomatika_engine = engine
+
+    @app.task(name="avtomatika.step", ignore_result=True)
+    def step(job_id: str, seq: int, blueprint: str = "", state: str = "") -> str:
+        """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
+        return str(engine.run_step(job_id, seq))
+
+    @app.task(name="avtomatika.sweep", ignore_result=True)
+    def sweep() -> int:
+        """Periodic timers (guarded by a lock so several beats are safe)."""
+        from avtomatika.sweeper import Sweeper
+
+        return Sweeper(engine).run_once()
+
+    return app
+
+
+class CeleryStepScheduler:
+    """The engine core's `StepScheduler` on Celery: one `avtomatika.step` message per scheduled step."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.task = app.tasks["avtomatika.step"]
+
+    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+        self.task.apply_async(
+            args=(job_id, seq),
+            kwargs={"blueprint": blueprint, "state": state},
+            countdown=delay if delay > 0 else None,
+            queue=STEP_QUEUE,
+        )
+
+
+@worker_process_init.connect
+def _fresh_loop_per_child(**_: Any) -> None:
+    aio.reset_after_fork()

@@ -1,0 +1,1 @@
+"""The HTTP adapter: a Flask + flask-smorest application around an `OrchestratorEngine`."""

@@ -1,0 +1,75 @@
+"""Every error leaves the API as JSON `{"error": "...", "details": ...}`; HTTP mapping lives only here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from avtomatika.errors import AvtomatikaError, ConflictError, JobNotFound, TransitionNotAllowed
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answer: status code, message and optional details."""
+
+    def __init__(self, status: int, message: str, details: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def abort_json(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> NoReturn:
+    """Stop the request with a JSON error."""
+    raise ApiError(status, message, details, headers)
+
+
+def _response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Any:
+    body = jsonify({"error": message, "details": details})
+    body.status_code = status
+    for name, value in (headers or {}).items():
+        body.headers[name] = value
+    return body
+
+
+_DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
+    (JobNotFound, 404),
+    (ConflictError, 409),
+    (TransitionNotAllowed, 409),
+]
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every exception to a JSON answer (replacing flask-smorest's own HTTP error handler)."""
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Any:
+        return _response(exc.status, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        details = None
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict):
+            details = data.get("messages") or data.get("errors")
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return _response(exc.code or 500, exc.description or exc.name, details, headers)
+
+    @app.errorhandler(AvtomatikaError)
+    def domain_error(exc: AvtomatikaError) -> Any:
+        for kind, status in _DOMAIN_STATUS:
+            if isinstance(exc, kind):
+                return _response(status, exc.message)
+        return _response(400, exc.message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        logger.exception("unhandled error in request")
+        return _response(500, "internal error")
