@@ -1,0 +1,1 @@
+"""Example blueprints, each runnable and tested; `blueprints.demo` is what `avtomatika demo` runs."""

@@ -1,0 +1,61 @@
+"""Blueprints run to `finished` through HTTP, in the embedded default and in Redis mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.apps import suite_app
+
+
+def test_linear_blueprint_finishes(orchestrator):
+    job_id = orchestrator.create("/api/v1/jobs/linear", {"value": 21})
+    view = orchestrator.wait(job_id)
+    assert view["status"] == "finished", view
+    assert view["current_state"] == "done"
+    assert view["state_history"]["visited"] == ["start", "prepare", "process", "publish", "done"]
+    assert view["state_history"]["doubled"] == 42
+
+
+@pytest.mark.parametrize(
+    ("body", "route"),
+    [({"type": "urgent"}, ["urgent"]), ({"size": 100}, ["big"]), ({"size": 99.5}, ["normal"]), ({}, ["normal"])],
+)
+def test_conditional_blueprint_routes(orchestrator, body, route):
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/conditional", body))
+    assert view["status"] == "finished", view
+    assert view["state_history"]["route"] == route
+
+
+def test_data_store_blueprint(orchestrator):
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/priced_order", {"item": "apple", "quantity": 3}))
+    assert view["status"] == "finished", view
+    assert view["state_history"] == {"total": 9, "receipt": "total=9"}
+
+
+def test_handler_error_is_retried_then_quarantined(orchestrator):
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/flaky", {}))
+    assert view["status"] == "quarantined", view
+    assert view["retry_count"] == 4  # the first run plus JOB_MAX_RETRIES (3) retries
+    assert "ValueError: the database is on fire" in view["error_message"]
+
+
+def test_handler_without_action_fails_job(orchestrator):
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/no_action", {}))
+    assert view["status"] == "failed"
+    assert "set no action" in view["error_message"]
+
+
+def test_transition_loop_is_stopped(orchestrator):
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/looping", {}))
+    assert view["status"] == "failed"
+    assert "MAX_TRANSITIONS_PER_JOB" in view["error_message"]
+
+
+def test_clients_cannot_read_each_other(orchestrator):
+    job_id = orchestrator.create("/api/v1/jobs/linear", {"value": 1}, token=suite_app.CLIENT_A)
+    with orchestrator.client(suite_app.CLIENT_B) as http:
+        answer = http.get(f"/api/v1/jobs/{job_id}")
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "job not found"
+    with orchestrator.client(suite_app.ADMIN) as http:
+        assert http.get(f"/api/v1/jobs/{job_id}").status_code == 200

@@ -1,0 +1,142 @@
+"""Real services for tests: redis-server, Celery worker and API processes, each on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def need_binary(name: str) -> str:
+    """The binary's path; in CI a missing binary fails the test, locally it skips it."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (CI must install it)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A child process with its output in a log file; `kill()` sends SIGKILL to its whole group."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
+        self.popen = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    binary = need_binary("redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        wait_until(lambda: _ping(client), 10, what="redis-server")
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _ping(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AVTOMATIKA_", "PYTEST_"))}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", CLIENTS_CONFIG_PATH=str(ROOT / "tests/apps/clients.toml"))
+    env.update(extra)
+    return env
+
+
+def start_celery_worker(env: dict[str, str], name: str = "worker", concurrency: int = 2, pool: str = "prefork"):
+    args = [
+        str(BIN / "celery"), "-A", "celery_app", "worker", "-E", "-P", pool, "-c", str(concurrency),
+        "-Q", "avtomatika.steps", "-n", f"{name}-{free_port()}@%h", "--without-mingle", "--without-gossip",
+        "-l", "INFO",
+    ]
+    proc = Process(args, env, name)
+    wait_until(lambda: "ready." in proc.output() or proc.popen.poll() is not None, 30, what="celery worker")
+    assert proc.popen.poll() is None, proc.output()
+    return proc
+
+
+def start_api(env: dict[str, str]) -> tuple[Process, str]:
+    port = free_port()
+    args = [
+        str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2",
+        "webapi.wsgi:app",
+    ]
+    proc = Process(args, env, "api")
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(proc.output())
+        try:
+            return httpx.get(base + "/_public/status", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 30, what="API server")
+    return proc, base
