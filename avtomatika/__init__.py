@@ -9,5 +9,12 @@ from .context import ActionFactory, JobContext
 from .engine import OrchestratorEngine
 from .errors import AvtomatikaError
 
-__all__ = ["ActionFactory", "AvtomatikaError", "Config", "JobContext", "OrchestratorEngine", "StateMachineBlueprint"]
+__all__ = [
+    "ActionFactory",
+    "AvtomatikaError",
+    "Config",
+    "JobContext",
+    "OrchestratorEngine",
+    "StateMachineBlueprint",
+]
 __version__ = "2.0.0.dev0"

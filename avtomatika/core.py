@@ -36,7 +36,9 @@ BURST_COMMIT_SECONDS = 0.05
 class StepScheduler(Protocol):
     """Sends `avtomatika.step(job_id, seq)` after `delay` seconds (Celery in production)."""
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
+    ) -> None:
         """Schedule one step message."""
 
 
@@ -46,7 +48,9 @@ class InlineScheduler:
 
     pending: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
+    ) -> None:
         self.pending.append((job_id, seq, delay))
 
     def drain(self, run_step: Callable[[str, int], str], limit: int = 10_000) -> int:
@@ -154,7 +158,9 @@ class OrchestratorCore:
         steps = 0
         while True:
             if blueprint is None:
-                move = self._fail(job, f"blueprint {job['blueprint_name']!r} is not registered on this engine")
+                move = self._fail(
+                    job, f"blueprint {job['blueprint_name']!r} is not registered on this engine"
+                )
             else:
                 move = self._advance(job, blueprint, events)
             steps += 1
@@ -205,14 +211,17 @@ class OrchestratorCore:
             count += 1
         return count
 
-    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _advance(
+        self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]
+    ) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
         if job["status"] != JobStatus.RUNNING.value:
             set_status(job, JobStatus.RUNNING)
         state = job["current_state"]
         if job["transitions"] >= self.config.MAX_TRANSITIONS_PER_JOB:
             return self._fail(
-                job, f"MAX_TRANSITIONS_PER_JOB ({self.config.MAX_TRANSITIONS_PER_JOB}) reached at state {state!r}"
+                job,
+                f"MAX_TRANSITIONS_PER_JOB ({self.config.MAX_TRANSITIONS_PER_JOB}) reached at state {state!r}",
             )
         began = time.monotonic()
         snapshot = dumps(job["state_history"])
@@ -252,7 +261,9 @@ class OrchestratorCore:
             job["transitions"] += 1
             job["retry_count"] = 0
             return _CONTINUE
-        return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
+        return self._fail(
+            job, f"state {state!r}: action {action['kind']} is not supported by this engine yet"
+        )
 
     def _context(self, job: Job, blueprint: StateMachineBlueprint, actions: ActionFactory) -> JobContext:
         client = job.get("client") or {}
@@ -263,7 +274,7 @@ class OrchestratorCore:
             state_history=job["state_history"],
             actions=actions,
             client=ClientConfig(
-                client_id=client.get("client_id", job.get("client_id", "")),
+                client_id=str(client.get("client_id", job.get("client_id", ""))),
                 plan=client.get("plan", "default"),
                 params=client.get("params", {}),
             ),

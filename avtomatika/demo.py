@@ -61,7 +61,7 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
                 break
             await asyncio.sleep(0.05)
         print("Final job states:", file=out)
-        for job_id, view in views.items():
+        for view in views.values():
             print(json.dumps(view, indent=2, sort_keys=True), file=out)
         ended = all(v["status"] in TERMINAL for v in views.values())
         print("demo complete" if ended else "demo timed out", file=out)

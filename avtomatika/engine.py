@@ -50,7 +50,9 @@ class OrchestratorEngine:
     def register_blueprint(self, blueprint: StateMachineBlueprint) -> None:
         """Validate `blueprint` and make it runnable; duplicate names and routes are rejected."""
         if blueprint.name in self.blueprints:
-            raise BlueprintError(f"blueprint {blueprint.name!r} is already registered", blueprint=blueprint.name)
+            raise BlueprintError(
+                f"blueprint {blueprint.name!r} is already registered", blueprint=blueprint.name
+            )
         blueprint.validate()
         route = blueprint.route
         if route is not None:

@@ -35,7 +35,10 @@ def celery_settings(engine: Any) -> dict[str, Any]:
         "result_expires": max(config.JOB_RETENTION_SECONDS, 86400),
         "result_chord_expires": max(config.JOB_RETENTION_SECONDS, 86400),
         "beat_schedule": {
-            "avtomatika.sweep": {"task": "avtomatika.sweep", "schedule": float(config.WATCHER_INTERVAL_SECONDS)},
+            "avtomatika.sweep": {
+                "task": "avtomatika.sweep",
+                "schedule": float(config.WATCHER_INTERVAL_SECONDS),
+            },
         },
     }
     if url:
@@ -86,7 +89,9 @@ class CeleryStepScheduler:
         self.app = app
         self.task = app.tasks["avtomatika.step"]
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
+    ) -> None:
         self.task.apply_async(
             args=(job_id, seq),
             kwargs={"blueprint": blueprint, "state": state},

@@ -104,16 +104,34 @@ def _ping(client) -> bool:
 
 def service_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AVTOMATIKA_", "PYTEST_"))}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", CLIENTS_CONFIG_PATH=str(ROOT / "tests/apps/clients.toml"))
+    env.update(
+        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", CLIENTS_CONFIG_PATH=str(ROOT / "tests/apps/clients.toml")
+    )
     env.update(extra)
     return env
 
 
-def start_celery_worker(env: dict[str, str], name: str = "worker", concurrency: int = 2, pool: str = "prefork"):
+def start_celery_worker(
+    env: dict[str, str], name: str = "worker", concurrency: int = 2, pool: str = "prefork"
+):
     args = [
-        str(BIN / "celery"), "-A", "celery_app", "worker", "-E", "-P", pool, "-c", str(concurrency),
-        "-Q", "avtomatika.steps", "-n", f"{name}-{free_port()}@%h", "--without-mingle", "--without-gossip",
-        "-l", "INFO",
+        str(BIN / "celery"),
+        "-A",
+        "celery_app",
+        "worker",
+        "-E",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-Q",
+        "avtomatika.steps",
+        "-n",
+        f"{name}-{free_port()}@%h",
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        "INFO",
     ]
     proc = Process(args, env, name)
     wait_until(lambda: "ready." in proc.output() or proc.popen.poll() is not None, 30, what="celery worker")
@@ -124,7 +142,15 @@ def start_celery_worker(env: dict[str, str], name: str = "worker", concurrency: 
 def start_api(env: dict[str, str]) -> tuple[Process, str]:
     port = free_port()
     args = [
-        str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2",
+        str(BIN / "gunicorn"),
+        "-k",
+        "gevent",
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "2",
         "webapi.wsgi:app",
     ]
     proc = Process(args, env, "api")

@@ -138,7 +138,9 @@ class RedisStorage(StorageBackend):
         return bool(ok)
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
-        return [m.decode() for m in self.client.zrangebyscore(self.watch_key, "-inf", now, start=0, num=limit)]
+        return [
+            m.decode() for m in self.client.zrangebyscore(self.watch_key, "-inf", now, start=0, num=limit)
+        ]
 
     def watch_job(self, job_id: str, watch_until: float | None) -> None:
         if watch_until is None:

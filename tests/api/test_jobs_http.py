@@ -18,7 +18,12 @@ def test_linear_blueprint_finishes(orchestrator):
 
 @pytest.mark.parametrize(
     ("body", "route"),
-    [({"type": "urgent"}, ["urgent"]), ({"size": 100}, ["big"]), ({"size": 99.5}, ["normal"]), ({}, ["normal"])],
+    [
+        ({"type": "urgent"}, ["urgent"]),
+        ({"size": 100}, ["big"]),
+        ({"size": 99.5}, ["normal"]),
+        ({}, ["normal"]),
+    ],
 )
 def test_conditional_blueprint_routes(orchestrator, body, route):
     view = orchestrator.wait(orchestrator.create("/api/v1/jobs/conditional", body))
@@ -27,7 +32,9 @@ def test_conditional_blueprint_routes(orchestrator, body, route):
 
 
 def test_data_store_blueprint(orchestrator):
-    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/priced_order", {"item": "apple", "quantity": 3}))
+    view = orchestrator.wait(
+        orchestrator.create("/api/v1/jobs/priced_order", {"item": "apple", "quantity": 3})
+    )
     assert view["status"] == "finished", view
     assert view["state_history"] == {"total": 9, "receipt": "total=9"}
 

@@ -19,5 +19,8 @@ class Status(MethodView):
         engine = current_app.extensions["avtomatika.engine"]
         storage_ok = engine.storage.ping()
         broker = "redis" if engine.redis_url else "memory"
-        checks = {"storage": "ok" if storage_ok else "unreachable", "broker": broker if storage_ok else "unreachable"}
+        checks = {
+            "storage": "ok" if storage_ok else "unreachable",
+            "broker": broker if storage_ok else "unreachable",
+        }
         return {"status": "ok" if storage_ok else "degraded", "checks": checks}, 200 if storage_ok else 503

@@ -1,0 +1,1 @@
+"""Application modules the benchmark processes load (API, Celery worker, embedded runner)."""
