@@ -25,7 +25,7 @@ def holds(condition: str, initial_data: dict | None = None, state_history: dict 
         ('"5"', "5"),
         ("''", ""),
         ("'a b == c'", "a b == c"),
-        ("\"it's\"", "it's"),
+        ('"it\'s"', "it's"),
         ("'say \"hi\"'", 'say "hi"'),
         ("5", 5),
         ("0", 0),
@@ -198,6 +198,9 @@ REJECTED = [
     "context.initial_data.x == __import__('os').system('true')",
     "__import__('os').system('true')",
     "context.initial_data.x == [1, 2]",
+    "context.initial_data.x == 1+1",
+    "context.initial_data.x == (1)",
+    "context.initial_data.x == -True",
     "context.initial_data.x == 1 == 1",
     "context.initial_data.x = 1",
     "context.initial_data.x === 1",
@@ -237,17 +240,6 @@ def test_condition_with_both_quote_kinds_is_rejected_and_kept_verbatim_on_the_er
     with pytest.raises(ConditionSyntaxError) as info:
         parse_condition(source)
     assert info.value.context["condition"] == source
-
-
-def test_no_eval_side_effects(monkeypatch):
-    calls = []
-    monkeypatch.setattr("builtins.__import__", lambda *a, **k: calls.append(a))
-    try:
-        with pytest.raises(ConditionSyntaxError):
-            parse_condition("context.initial_data.x == __import__('os')")
-    finally:
-        monkeypatch.undo()
-    assert calls == []
 
 
 # -- through the decorator -------------------------------------------------------------------------------
