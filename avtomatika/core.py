@@ -218,11 +218,6 @@ class OrchestratorCore:
         if job["status"] != JobStatus.RUNNING.value:
             set_status(job, JobStatus.RUNNING)
         state = job["current_state"]
-        if job["transitions"] >= self.config.MAX_TRANSITIONS_PER_JOB:
-            return self._fail(
-                job,
-                f"MAX_TRANSITIONS_PER_JOB ({self.config.MAX_TRANSITIONS_PER_JOB}) reached at state {state!r}",
-            )
         began = time.monotonic()
         snapshot = dumps(job["state_history"])
         try:
@@ -257,6 +252,10 @@ class OrchestratorCore:
             target = action["state"]
             if not blueprint.has_state(target):
                 return self._fail(job, f"state {state!r}: transition_to({target!r}) names an unknown state")
+            if job["transitions"] >= self.config.MAX_TRANSITIONS_PER_JOB:
+                return self._fail(
+                    job, f"MAX_TRANSITIONS_PER_JOB ({self.config.MAX_TRANSITIONS_PER_JOB}) reached at state {state!r}"
+                )
             job["current_state"] = target
             job["transitions"] += 1
             job["retry_count"] = 0

@@ -67,12 +67,12 @@ def create_celery(engine: Any) -> Celery:
     app.conf.update(celery_settings(engine))
     app.avtomatika_engine = engine
 
-    @app.task(name="avtomatika.step", ignore_result=True)
+    @app.task(name="avtomatika.step", ignore_result=True, shared=False)
     def step(job_id: str, seq: int, blueprint: str = "", state: str = "") -> str:
         """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
         return str(engine.run_step(job_id, seq))
 
-    @app.task(name="avtomatika.sweep", ignore_result=True)
+    @app.task(name="avtomatika.sweep", ignore_result=True, shared=False)
     def sweep() -> int:
         """Periodic timers (guarded by a lock so several beats are safe)."""
         from avtomatika.sweeper import Sweeper

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from ..job import Job
+from ..tasks import Claim, JobChanges, Lease
 
 
 def dumps(value: Any) -> str:
@@ -65,12 +66,138 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
+    def commit_job_changes(
+        self,
+        job: Job,
+        expected_seq: int,
+        changes: JobChanges,
+        *,
+        retention_seconds: int | None = None,
+        watch_until: float | None = None,
+    ) -> str:
+        """`commit_job` plus index changes (queue, lease, cancel notice), all in one atomic operation.
+
+        Returns "ok", "conflict" (seq moved), "lease" (`changes.lease_check` failed) or "gone"
+        (`changes.require_withdraw` and the task was no longer queued). Nothing is written unless "ok".
+        `job["task"]["member"]` must hold the queue member of `changes.enqueue` / `changes.withdraw`.
+        """
+
+    @abstractmethod
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         """Ids of jobs whose stall watch deadline is before `now` (oldest first)."""
 
     @abstractmethod
     def watch_job(self, job_id: str, watch_until: float | None) -> None:
         """Move a job's stall watch deadline, or drop it from the watch list with None."""
+
+    # -- tasks --------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim_task(
+        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+    ) -> Claim | None:
+        """Atomically take the best queued task this worker may run (highest priority, then oldest).
+
+        Creates the lease: held until `now + timeout` (hard) and expiring earlier when the worker stops
+        heart-beating (`now + worker_ttl`, moved by `heartbeat_worker`).
+        """
+
+    @abstractmethod
+    def get_lease(self, task_id: str) -> Lease | None:
+        """The live lease of a task, or None."""
+
+    @abstractmethod
+    def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
+        """Leases whose expiry is before `now` (the sweep turns them into TRANSIENT_ERROR failures)."""
+
+    @abstractmethod
+    def result_answer(self, task_id: str, worker_id: str) -> str | None:
+        """The answer given when this worker's result for this task was accepted (repeats get it again)."""
+
+    @abstractmethod
+    def queue_length(self, task_type: str) -> int:
+        """How many tasks of this type wait for a worker."""
+
+    @abstractmethod
+    def queue_types(self) -> list[str]:
+        """Task types that have a queue (possibly empty)."""
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_worker(self, worker: dict[str, Any], ttl: float, now: float) -> None:
+        """Store a worker record (registration) alive for `ttl` seconds."""
+
+    @abstractmethod
+    def get_workers(self, worker_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Live worker records in the order asked (None for unknown or expired ones)."""
+
+    @abstractmethod
+    def list_workers(self) -> list[dict[str, Any]]:
+        """Every live worker record."""
+
+    @abstractmethod
+    def heartbeat_worker(
+        self, worker_id: str, ttl: float, now: float, updates: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """Atomically refresh a worker: TTL, optional status/load updates, the expiry of its leases.
+
+        Returns (the record or None when the worker is unknown, task ids cancelled since the last call).
+        """
+
+    @abstractmethod
+    def active_tasks(self, worker_ids: list[str]) -> list[int]:
+        """How many leases each worker holds."""
+
+    @abstractmethod
+    def expired_workers(self, now: float) -> list[str]:
+        """Workers whose TTL ran out since the last call (each reported once)."""
+
+    @abstractmethod
+    def set_poller(self, worker_id: str, task_types: list[str], until: float | None) -> None:
+        """Mark a worker as long-polling for these types until `until` (None: it stopped)."""
+
+    @abstractmethod
+    def pollers(self, task_type: str, now: float) -> list[str]:
+        """Workers long-polling for this type right now."""
+
+    @abstractmethod
+    def wake(self, worker_id: str) -> None:
+        """Wake the worker's long-poll (if any)."""
+
+    @abstractmethod
+    def wait_for_wake(self, worker_id: str, timeout: float) -> bool:
+        """Block up to `timeout` seconds for a `wake`; True when woken."""
+
+    @abstractmethod
+    def push_command(self, worker_id: str, command: dict[str, Any]) -> None:
+        """Queue a command for the worker's WebSocket."""
+
+    @abstractmethod
+    def pop_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
+        """Wait up to `timeout` for commands for the worker's WebSocket and take them all."""
+
+    @abstractmethod
+    def set_ws_connected(self, worker_id: str, ttl: float | None) -> None:
+        """Mark the worker's WebSocket as connected for `ttl` seconds (None: disconnected)."""
+
+    @abstractmethod
+    def ws_connected(self, worker_id: str) -> bool:
+        """Whether a WebSocket of this worker is connected to some API process."""
+
+    @abstractmethod
+    def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
+        """Atomically replace the table of individual worker token hashes (workers.toml)."""
+
+    @abstractmethod
+    def worker_token_hash(self, worker_id: str) -> str | None:
+        """The individual token hash of a worker, or None (then the global token applies)."""
+
+    @abstractmethod
+    def next_counter(self, name: str) -> int:
+        """Atomically increment and return a named counter (round robin)."""
+
+    # -- coordination -------------------------------------------------------------------------------------
 
     @abstractmethod
     def acquire_lock(self, name: str, token: str, ttl_seconds: float) -> bool:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
+from typing import Any
 
 from ..job import Job
+from ..tasks import Claim, JobChanges, Lease, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
 
@@ -14,10 +17,23 @@ class MemoryStorage(StorageBackend):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._jobs: dict[str, tuple[int, str, float | None]] = {}
         self._idempotency: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._watch: dict[str, float] = {}
+        self._queues: dict[str, dict[str, float]] = defaultdict(dict)
+        self._leases: dict[str, Lease] = {}
+        self._lease_expiry: dict[str, float] = {}
+        self._answers: dict[str, tuple[str, str]] = {}
+        self._workers: dict[str, tuple[dict[str, Any], float]] = {}
+        self._cancels: dict[str, set[str]] = defaultdict(set)
+        self._pollers: dict[str, dict[str, float]] = defaultdict(dict)
+        self._wakes: dict[str, int] = defaultdict(int)
+        self._commands: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._ws: dict[str, float] = {}
+        self._tokens: dict[str, str] = {}
+        self._counters: dict[str, int] = defaultdict(int)
 
     @staticmethod
     def _alive(expires: float | None, now: float) -> bool:
@@ -29,6 +45,8 @@ class MemoryStorage(StorageBackend):
         else:
             self._watch[job_id] = watch_until
 
+    # -- jobs ---------------------------------------------------------------------------------------------
+
     def create_job(
         self,
         job: Job,
@@ -38,14 +56,15 @@ class MemoryStorage(StorageBackend):
         watch_until: float | None = None,
     ) -> str:
         now = time.time()
+        job["seq"] = 0
+        document = dumps(job)
         with self._lock:
             if idempotency_key is not None:
                 existing = self._idempotency.get(idempotency_key)
                 if existing and existing[1] > now:
                     return existing[0]
                 self._idempotency[idempotency_key] = (job["id"], now + idempotency_ttl)
-            job["seq"] = 0
-            self._jobs[job["id"]] = (0, dumps(job), None)
+            self._jobs[job["id"]] = (0, document, None)
             self._set_watch(job["id"], watch_until)
             return str(job["id"])
 
@@ -66,18 +85,64 @@ class MemoryStorage(StorageBackend):
         retention_seconds: int | None = None,
         watch_until: float | None = None,
     ) -> bool:
+        result = self.commit_job_changes(
+            job, expected_seq, JobChanges(), retention_seconds=retention_seconds, watch_until=watch_until
+        )
+        return result == "ok"
+
+    def commit_job_changes(
+        self,
+        job: Job,
+        expected_seq: int,
+        changes: JobChanges,
+        *,
+        retention_seconds: int | None = None,
+        watch_until: float | None = None,
+    ) -> str:
         previous = job.get("seq")
         job["seq"] = expected_seq + 1
         document = dumps(job)
+        now = time.time()
         with self._lock:
             entry = self._jobs.get(job["id"])
-            if entry is None or entry[0] != expected_seq or not self._alive(entry[2], time.time()):
+            outcome = "ok"
+            if entry is None or entry[0] != expected_seq or not self._alive(entry[2], now):
+                outcome = "conflict"
+            elif changes.lease_check is not None:
+                lease = self._leases.get(changes.lease_check[0])
+                if lease is None or lease.worker_id != changes.lease_check[1]:
+                    outcome = "lease"
+            if outcome == "ok" and changes.withdraw is not None:
+                task_type, member = changes.withdraw
+                if self._queues[task_type].pop(member, None) is None and changes.require_withdraw:
+                    outcome = "gone"
+            if outcome != "ok":
                 job["seq"] = previous
-                return False
-            expires = time.time() + retention_seconds if retention_seconds else None
+                return outcome
+            expires = now + retention_seconds if retention_seconds else None
             self._jobs[job["id"]] = (job["seq"], document, expires)
             self._set_watch(job["id"], watch_until)
-            return True
+            self._apply_changes(changes)
+            self._changed.notify_all()
+            return "ok"
+
+    def _apply_changes(self, changes: JobChanges) -> None:
+        if changes.end_lease is not None:
+            task_id, answer = changes.end_lease
+            lease = self._leases.pop(task_id, None)
+            self._lease_expiry.pop(task_id, None)
+            if lease is not None:
+                self._answers[task_id] = (lease.worker_id, answer)
+        if changes.cancel_notice is not None:
+            worker_id, task_id, job_id = changes.cancel_notice
+            self._cancels[worker_id].add(task_id)
+            self._commands[worker_id].append({"command": "cancel_task", "task_id": task_id, "job_id": job_id})
+        if changes.enqueue is not None:
+            self._queues[changes.enqueue.task_type][changes.enqueue.member] = changes.enqueue.score
+        if changes.native_lease is not None:
+            lease = changes.native_lease
+            self._leases[lease.task_id] = lease
+            self._lease_expiry[lease.task_id] = lease.deadline
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         with self._lock:
@@ -87,6 +152,173 @@ class MemoryStorage(StorageBackend):
     def watch_job(self, job_id: str, watch_until: float | None) -> None:
         with self._lock:
             self._set_watch(job_id, watch_until)
+
+    # -- tasks --------------------------------------------------------------------------------------------
+
+    def claim_task(
+        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+    ) -> Claim | None:
+        with self._lock:
+            best: tuple[float, str, str] | None = None
+            for task_type in task_types:
+                for member, score in sorted(self._queues.get(task_type, {}).items(), key=lambda i: (i[1], i[0])):
+                    if best is not None and (score, member) > (best[0], best[1]):
+                        break
+                    if eligible(parse_member(member)[3], caps):
+                        best = (score, member, task_type)
+                        break
+            if best is None:
+                return None
+            _, member, task_type = best
+            del self._queues[task_type][member]
+            task_id, job_id, timeout, _ = parse_member(member)
+            deadline = now + timeout
+            self._leases[task_id] = Lease(task_id, job_id, worker_id, deadline, task_type)
+            self._lease_expiry[task_id] = min(deadline, now + worker_ttl)
+            return Claim(task_id, job_id, task_type, worker_id, deadline)
+
+    def get_lease(self, task_id: str) -> Lease | None:
+        with self._lock:
+            return self._leases.get(task_id)
+
+    def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
+        with self._lock:
+            due = sorted((expiry, task_id) for task_id, expiry in self._lease_expiry.items() if expiry <= now)
+            return [self._leases[task_id] for _, task_id in due[:limit]]
+
+    def result_answer(self, task_id: str, worker_id: str) -> str | None:
+        with self._lock:
+            found = self._answers.get(task_id)
+        return found[1] if found and found[0] == worker_id else None
+
+    def queue_length(self, task_type: str) -> int:
+        with self._lock:
+            return len(self._queues.get(task_type, {}))
+
+    def queue_types(self) -> list[str]:
+        with self._lock:
+            return list(self._queues)
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def save_worker(self, worker: dict[str, Any], ttl: float, now: float) -> None:
+        with self._lock:
+            self._workers[worker["worker_id"]] = (loads(dumps(worker)), now + ttl)
+
+    def _live_worker(self, worker_id: str, now: float) -> dict[str, Any] | None:
+        entry = self._workers.get(worker_id)
+        if entry is None or entry[1] <= now:
+            return None
+        return loads(dumps(entry[0]))  # type: ignore[no-any-return]
+
+    def get_workers(self, worker_ids: list[str]) -> list[dict[str, Any] | None]:
+        now = time.time()
+        with self._lock:
+            return [self._live_worker(w, now) for w in worker_ids]
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            return [w for w in (self._live_worker(i, now) for i in list(self._workers)) if w is not None]
+
+    def heartbeat_worker(
+        self, worker_id: str, ttl: float, now: float, updates: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        with self._lock:
+            record = self._live_worker(worker_id, now)
+            if record is None:
+                return None, []
+            record.update(updates or {})
+            record["last_seen"] = now
+            self._workers[worker_id] = (record, now + ttl)
+            for task_id, lease in self._leases.items():
+                if lease.worker_id == worker_id:
+                    self._lease_expiry[task_id] = min(lease.deadline, now + ttl)
+            cancels = sorted(self._cancels.pop(worker_id, set()))
+            return record, cancels
+
+    def active_tasks(self, worker_ids: list[str]) -> list[int]:
+        with self._lock:
+            counts: dict[str, int] = defaultdict(int)
+            for lease in self._leases.values():
+                counts[lease.worker_id] += 1
+            return [counts[w] for w in worker_ids]
+
+    def expired_workers(self, now: float) -> list[str]:
+        with self._lock:
+            gone = [w for w, (_, expires) in self._workers.items() if expires <= now]
+            for worker_id in gone:
+                del self._workers[worker_id]
+            return gone
+
+    def set_poller(self, worker_id: str, task_types: list[str], until: float | None) -> None:
+        with self._lock:
+            for task_type in task_types:
+                if until is None:
+                    self._pollers[task_type].pop(worker_id, None)
+                else:
+                    self._pollers[task_type][worker_id] = until
+
+    def pollers(self, task_type: str, now: float) -> list[str]:
+        with self._lock:
+            return [w for w, until in self._pollers.get(task_type, {}).items() if until > now]
+
+    def wake(self, worker_id: str) -> None:
+        with self._lock:
+            self._wakes[worker_id] += 1
+            self._changed.notify_all()
+
+    def wait_for_wake(self, worker_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._wakes.get(worker_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            self._wakes.pop(worker_id, None)
+            return True
+
+    def push_command(self, worker_id: str, command: dict[str, Any]) -> None:
+        with self._lock:
+            self._commands[worker_id].append(command)
+            self._changed.notify_all()
+
+    def pop_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._commands.get(worker_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._changed.wait(remaining)
+            return self._commands.pop(worker_id)
+
+    def set_ws_connected(self, worker_id: str, ttl: float | None) -> None:
+        with self._lock:
+            if ttl is None:
+                self._ws.pop(worker_id, None)
+            else:
+                self._ws[worker_id] = time.time() + ttl
+
+    def ws_connected(self, worker_id: str) -> bool:
+        with self._lock:
+            return self._ws.get(worker_id, 0) > time.time()
+
+    def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
+        with self._lock:
+            self._tokens = dict(hashes)
+
+    def worker_token_hash(self, worker_id: str) -> str | None:
+        with self._lock:
+            return self._tokens.get(worker_id)
+
+    def next_counter(self, name: str) -> int:
+        with self._lock:
+            self._counters[name] += 1
+            return self._counters[name]
+
+    # -- coordination -------------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, token: str, ttl_seconds: float) -> bool:
         now = time.time()
@@ -100,7 +332,7 @@ class MemoryStorage(StorageBackend):
     def release_lock(self, name: str, token: str) -> bool:
         with self._lock:
             held = self._locks.get(name)
-            if held and held[0] == token:
+            if held and held[0] == token and held[1] > time.time():
                 del self._locks[name]
                 return True
             return False
@@ -110,7 +342,9 @@ class MemoryStorage(StorageBackend):
 
     def flush(self) -> None:
         with self._lock:
-            self._jobs.clear()
-            self._idempotency.clear()
-            self._locks.clear()
-            self._watch.clear()
+            for table in (
+                self._jobs, self._idempotency, self._locks, self._watch, self._queues, self._leases,
+                self._lease_expiry, self._answers, self._workers, self._cancels, self._pollers, self._wakes,
+                self._commands, self._ws, self._tokens, self._counters,
+            ):
+                table.clear()

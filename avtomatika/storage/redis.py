@@ -1,59 +1,54 @@
 """Redis storage: one hash per job (`seq` + JSON `doc`), every check-and-change one Lua script.
 
-Keys of one job share a hash tag (`{job-id}`) so the layout stays Redis Cluster compatible.
+Key layout (prefix `avtomatika` by default): `job:{id}` hash, `watch` zset (deadlines of jobs the sweep
+must look at), `queue:<type>` zsets (score -priority, members ordered by dispatch time), `lease:<task>`
+hashes with the `leases` zset of their expiries, `worker:<id>` hashes with a TTL and the `workers` zset,
+`pollers:<type>` zsets, `wake:<worker>` and `wscmd:<worker>` lists, `lock:<name>`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..errors import ConfigError
 from ..job import Job
+from ..tasks import Claim, JobChanges, Lease
+from . import redis_scripts as lua
 from .base import StorageBackend, dumps, loads
 
-_CREATE = """
-if KEYS[2] ~= '' then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then return existing end
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
-end
-redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2])
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
-return ARGV[1]
-"""
-_COMMIT = """
-local current = redis.call('HGET', KEYS[1], 'seq')
-if not current or tonumber(current) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'doc', ARGV[3])
-if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
-if ARGV[5] == '' then redis.call('ZREM', KEYS[2], ARGV[6]) else redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) end
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+
+_CONNECTION_SETTINGS = (
+    "host", "port", "db", "username", "password", "path", "ssl", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
+    "ssl_ca_certs", "client_name",
+)
 
 
 def sync_client(source: Any, **overrides: Any) -> Any:
-    """A synchronous `redis.Redis` from a URL, a `redis.Redis` or a `redis.asyncio.Redis` (its settings reused)."""
+    """A synchronous bytes-mode `redis.Redis` from a URL, a `redis.Redis` or a `redis.asyncio.Redis`.
+
+    A given client's connection settings (host, port, db, credentials, TLS) are reused; the client itself is
+    not, because this backend needs raw bytes replies and its own pool size and timeouts.
+    """
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError('Redis support needs: pip install "avtomatika[redis]"') from exc
-    options: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 5, "max_connections": 256}
+    options: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 5, "max_connections": 4096}
     options.update(overrides)
     if isinstance(source, str):
-        return redis.Redis.from_url(source, **options)
-    if isinstance(source, redis.Redis):
-        return source
+        pool = redis.BlockingConnectionPool.from_url(source, timeout=30, **options)
+        return redis.Redis(connection_pool=pool)
     pool = getattr(source, "connection_pool", None)
     if pool is None:
         raise ConfigError(f"RedisStorage needs a URL or a redis client, got {source!r}")
-    kwargs = dict(pool.connection_kwargs)
-    kwargs.pop("decode_responses", None)
-    kwargs.update(options)
-    return redis.Redis(**kwargs)
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _CONNECTION_SETTINGS}
+    if "path" in kwargs:
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        kwargs["unix_socket_path"] = kwargs.pop("path")
+    max_connections = options.pop("max_connections")
+    return redis.Redis(**kwargs, **options, max_connections=max_connections)
 
 
 def client_url(client: Any) -> str:
@@ -67,25 +62,40 @@ def client_url(client: Any) -> str:
     return f"redis://{auth}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RedisStorage(StorageBackend):
     """Job state in Redis; construct with a URL, a `redis.Redis` or a `redis.asyncio.Redis`."""
 
     def __init__(self, url_or_client: Any = "redis://localhost:6379/0", prefix: str = "avtomatika") -> None:
         self.client = sync_client(url_or_client)
         self.url = url_or_client if isinstance(url_or_client, str) else client_url(self.client)
+        # Long blocking calls (BLPOP of long-polls) need a client without a socket timeout.
+        self.blocking = sync_client(self.url, socket_timeout=None)
         self.prefix = prefix
-        self._create = self.client.register_script(_CREATE)
-        self._commit = self.client.register_script(_COMMIT)
-        self._release = self.client.register_script(_RELEASE)
+        self._create = self.client.register_script(lua.CREATE_JOB)
+        self._commit = self.client.register_script(lua.COMMIT_JOB)
+        self._claim = self.client.register_script(lua.CLAIM_TASK)
+        self._heartbeat = self.client.register_script(lua.HEARTBEAT)
+        self._release = self.client.register_script(lua.RELEASE_LOCK)
+        self._replace_hash = self.client.register_script(lua.REPLACE_HASH)
+
+    def key(self, *parts: str) -> str:
+        """A key under this storage's prefix."""
+        return ":".join((self.prefix, *parts))
 
     def job_key(self, job_id: str) -> str:
-        """The hash of one job."""
+        """The hash of one job (hash tag on the id keeps a job's keys on one cluster slot)."""
         return f"{self.prefix}:job:{{{job_id}}}"
 
     @property
     def watch_key(self) -> str:
-        """Sorted set of runnable jobs scored by the time after which the sweep treats them as stalled."""
-        return f"{self.prefix}:watch"
+        """Sorted set of jobs scored by the time the sweep must look at them."""
+        return self.key("watch")
+
+    # -- jobs ---------------------------------------------------------------------------------------------
 
     def create_job(
         self,
@@ -96,12 +106,12 @@ class RedisStorage(StorageBackend):
         watch_until: float | None = None,
     ) -> str:
         job["seq"] = 0
-        idem = f"{self.prefix}:idempotency:{idempotency_key}" if idempotency_key is not None else ""
+        idem = self.key("idempotency", idempotency_key) if idempotency_key is not None else ""
         result = self._create(
             keys=[self.job_key(job["id"]), idem, self.watch_key],
             args=[job["id"], dumps(job), idempotency_ttl, "" if watch_until is None else repr(watch_until)],
         )
-        return result.decode() if isinstance(result, bytes) else str(result)
+        return _text(result)
 
     def get_job(self, job_id: str) -> Job | None:
         seq, doc = self.client.hmget(self.job_key(job_id), ["seq", "doc"])
@@ -119,28 +129,63 @@ class RedisStorage(StorageBackend):
         retention_seconds: int | None = None,
         watch_until: float | None = None,
     ) -> bool:
-        new_seq = expected_seq + 1
-        previous = job.get("seq")
-        job["seq"] = new_seq
-        ok = self._commit(
-            keys=[self.job_key(job["id"]), self.watch_key],
-            args=[
-                expected_seq,
-                new_seq,
-                dumps(job),
-                int(retention_seconds or 0),
-                "" if watch_until is None else repr(watch_until),
-                job["id"],
-            ],
+        result = self.commit_job_changes(
+            job, expected_seq, JobChanges(), retention_seconds=retention_seconds, watch_until=watch_until
         )
-        if not ok:
+        return result == "ok"
+
+    def commit_job_changes(
+        self,
+        job: Job,
+        expected_seq: int,
+        changes: JobChanges,
+        *,
+        retention_seconds: int | None = None,
+        watch_until: float | None = None,
+    ) -> str:
+        previous = job.get("seq")
+        job["seq"] = expected_seq + 1
+        result = _text(
+            self._commit(
+                keys=[self.job_key(job["id"]), self.watch_key],
+                args=[
+                    expected_seq,
+                    expected_seq + 1,
+                    dumps(job),
+                    int(retention_seconds or 0),
+                    "" if watch_until is None else repr(watch_until),
+                    job["id"],
+                    self.prefix,
+                    self._changes_json(changes),
+                ],
+            )
+        )
+        if result != "ok":
             job["seq"] = previous
-        return bool(ok)
+        return result
+
+    @staticmethod
+    def _changes_json(changes: JobChanges) -> str:
+        data: dict[str, Any] = {}
+        if changes.lease_check:
+            data["lease_check"] = list(changes.lease_check)
+        if changes.withdraw:
+            data["withdraw"] = list(changes.withdraw)
+            data["require_withdraw"] = changes.require_withdraw
+        if changes.end_lease:
+            data["end_lease"] = list(changes.end_lease)
+        if changes.cancel_notice:
+            data["cancel_notice"] = list(changes.cancel_notice)
+        if changes.enqueue:
+            entry = changes.enqueue
+            data["enqueue"] = [entry.task_type, repr(entry.score), entry.member]
+        if changes.native_lease:
+            lease = changes.native_lease
+            data["native_lease"] = [lease.task_id, lease.job_id, lease.worker_id, repr(lease.deadline), lease.task_type]
+        return json.dumps(data) if data else ""
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
-        return [
-            m.decode() for m in self.client.zrangebyscore(self.watch_key, "-inf", now, start=0, num=limit)
-        ]
+        return [_text(m) for m in self.client.zrangebyscore(self.watch_key, "-inf", now, start=0, num=limit)]
 
     def watch_job(self, job_id: str, watch_until: float | None) -> None:
         if watch_until is None:
@@ -148,11 +193,197 @@ class RedisStorage(StorageBackend):
         else:
             self.client.zadd(self.watch_key, {job_id: watch_until})
 
+    # -- tasks --------------------------------------------------------------------------------------------
+
+    def claim_task(
+        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+    ) -> Claim | None:
+        if not task_types:
+            return None
+        found = self._claim(args=[self.prefix, worker_id, repr(now), worker_ttl, json.dumps(caps), *task_types])
+        if not found:
+            return None
+        task_id, job_id, task_type, deadline = (_text(v) for v in found)
+        return Claim(task_id, job_id, task_type, worker_id, float(deadline))
+
+    def get_lease(self, task_id: str) -> Lease | None:
+        fields = self.client.hgetall(self.key("lease", task_id))
+        return self._lease(task_id, fields)
+
+    @staticmethod
+    def _lease(task_id: str, fields: dict[bytes, bytes]) -> Lease | None:
+        if not fields:
+            return None
+        return Lease(
+            task_id,
+            _text(fields[b"job_id"]),
+            _text(fields[b"worker_id"]),
+            float(fields[b"deadline"]),
+            _text(fields.get(b"type", b"")),
+        )
+
+    def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
+        task_ids = [_text(t) for t in self.client.zrangebyscore(self.key("leases"), "-inf", now, start=0, num=limit)]
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.key("lease", task_id))
+        leases = []
+        for task_id, fields in zip(task_ids, pipe.execute(), strict=True):
+            lease = self._lease(task_id, fields)
+            if lease is None:
+                self.client.zrem(self.key("leases"), task_id)
+            else:
+                leases.append(lease)
+        return leases
+
+    def result_answer(self, task_id: str, worker_id: str) -> str | None:
+        stored = self.client.get(self.key("answer", task_id))
+        if stored is None:
+            return None
+        holder, _, answer = _text(stored).partition("|")
+        return answer if holder == worker_id else None
+
+    def queue_length(self, task_type: str) -> int:
+        return int(self.client.zcard(self.key("queue", task_type)))
+
+    def queue_types(self) -> list[str]:
+        return sorted(_text(t) for t in self.client.smembers(self.key("queues")))
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def save_worker(self, worker: dict[str, Any], ttl: float, now: float) -> None:
+        key = self.key("worker", worker["worker_id"])
+        static = {k: v for k, v in worker.items() if k not in ("status", "load", "last_seen")}
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(
+            key,
+            mapping={
+                "doc": dumps(static),
+                "status": worker.get("status", "idle"),
+                "load": repr(float(worker.get("load", 0.0))),
+                "last_seen": repr(now),
+            },
+        )
+        pipe.expire(key, int(max(1, ttl)))
+        pipe.zadd(self.key("workers"), {worker["worker_id"]: now + ttl})
+        pipe.execute()
+
+    @staticmethod
+    def _worker(fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+        if not fields or b"doc" not in fields:
+            return None
+        record: dict[str, Any] = loads(fields[b"doc"])
+        record["status"] = _text(fields.get(b"status", b"idle"))
+        record["load"] = float(fields.get(b"load", b"0"))
+        record["last_seen"] = float(fields.get(b"last_seen", b"0"))
+        return record
+
+    def get_workers(self, worker_ids: list[str]) -> list[dict[str, Any] | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hgetall(self.key("worker", worker_id))
+        return [self._worker(fields) for fields in pipe.execute()]
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        ids = [_text(w) for w in self.client.zrange(self.key("workers"), 0, -1)]
+        return [w for w in self.get_workers(ids) if w is not None]
+
+    def heartbeat_worker(
+        self, worker_id: str, ttl: float, now: float, updates: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        updates = updates or {}
+        status = str(updates["status"]) if "status" in updates else ""
+        load = repr(float(updates["load"])) if "load" in updates else ""
+        found = self._heartbeat(args=[self.prefix, worker_id, repr(now), ttl, status, load])
+        if not found:
+            return None, []
+        flat, cancels = found
+        fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        return self._worker(fields), sorted(_text(c) for c in cancels)
+
+    def active_tasks(self, worker_ids: list[str]) -> list[int]:
+        pipe = self.client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.scard(self.key("wtasks", worker_id))
+        return [int(n) for n in pipe.execute()]
+
+    def expired_workers(self, now: float) -> list[str]:
+        key = self.key("workers")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrangebyscore(key, "-inf", now)
+        pipe.zremrangebyscore(key, "-inf", now)
+        gone, _ = pipe.execute()
+        return [_text(w) for w in gone]
+
+    def set_poller(self, worker_id: str, task_types: list[str], until: float | None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for task_type in task_types:
+            if until is None:
+                pipe.zrem(self.key("pollers", task_type), worker_id)
+            else:
+                pipe.zadd(self.key("pollers", task_type), {worker_id: until})
+        pipe.execute()
+
+    def pollers(self, task_type: str, now: float) -> list[str]:
+        return [_text(w) for w in self.client.zrangebyscore(self.key("pollers", task_type), now, "+inf")]
+
+    def wake(self, worker_id: str) -> None:
+        key = self.key("wake", worker_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, 1)
+        pipe.expire(key, 120)
+        pipe.execute()
+
+    def wait_for_wake(self, worker_id: str, timeout: float) -> bool:
+        key = self.key("wake", worker_id)
+        found = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        if found:
+            self.client.delete(key)  # several wakes while busy are one reason to look again
+        return bool(found)
+
+    def push_command(self, worker_id: str, command: dict[str, Any]) -> None:
+        self.client.rpush(self.key("wscmd", worker_id), dumps(command))
+
+    def pop_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
+        key = self.key("wscmd", worker_id)
+        first = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        if not first:
+            return []
+        commands = [loads(first[1])]
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)
+        rest, _ = pipe.execute()
+        return commands + [loads(c) for c in rest]
+
+    def set_ws_connected(self, worker_id: str, ttl: float | None) -> None:
+        if ttl is None:
+            self.client.delete(self.key("ws", worker_id))
+        else:
+            self.client.set(self.key("ws", worker_id), 1, px=int(ttl * 1000))
+
+    def ws_connected(self, worker_id: str) -> bool:
+        return bool(self.client.exists(self.key("ws", worker_id)))
+
+    def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
+        args = [item for pair in hashes.items() for item in pair]
+        self._replace_hash(keys=[self.key("worker_tokens")], args=args)
+
+    def worker_token_hash(self, worker_id: str) -> str | None:
+        found = self.client.hget(self.key("worker_tokens"), worker_id)
+        return None if found is None else _text(found)
+
+    def next_counter(self, name: str) -> int:
+        return int(self.client.incr(self.key("counter", name)))
+
+    # -- coordination -------------------------------------------------------------------------------------
+
     def acquire_lock(self, name: str, token: str, ttl_seconds: float) -> bool:
-        return bool(self.client.set(f"{self.prefix}:lock:{name}", token, nx=True, px=int(ttl_seconds * 1000)))
+        return bool(self.client.set(self.key("lock", name), token, nx=True, px=int(ttl_seconds * 1000)))
 
     def release_lock(self, name: str, token: str) -> bool:
-        return bool(self._release(keys=[f"{self.prefix}:lock:{name}"], args=[token]))
+        return bool(self._release(keys=[self.key("lock", name)], args=[token]))
 
     def ping(self) -> bool:
         try:
@@ -167,3 +398,4 @@ class RedisStorage(StorageBackend):
 
     def close(self) -> None:
         self.client.close()
+        self.blocking.close()

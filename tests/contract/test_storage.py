@@ -181,14 +181,6 @@ def test_retention_and_idempotency_keys_expire(storage):
 
 
 def test_commit_without_retention_keeps_a_job_that_had_one(storage, request):
-    if isinstance(storage, RedisStorage):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: storage/redis.py _COMMIT never PERSISTs, so a job committed with a retention TTL "
-                "(terminal) keeps expiring after a later commit without one (operator retry)",
-            )
-        )
     job = a_job()
     storage.create_job(job)
     job["status"] = "failed"
@@ -225,14 +217,6 @@ def test_lock_expires(storage):
 
 
 def test_release_after_expiry_fails(storage, request):
-    if isinstance(storage, MemoryStorage):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: storage/memory.py release_lock ignores the expiry, so a holder whose lock expired "
-                "still 'releases' it (Redis answers False)",
-            )
-        )
     assert storage.acquire_lock("tick", "token-a", 0.1)
     time.sleep(0.15)
     assert storage.release_lock("tick", "token-a") is False
@@ -352,7 +336,8 @@ def test_redis_storage_from_a_sync_client(redis_url):
     client = redis.Redis.from_url(redis_url)
     storage = RedisStorage(client, prefix=f"sync-{uuid.uuid4().hex}")
     try:
-        assert storage.client is client
+        # The client's connection settings are reused (a bytes-mode client of its own is built).
+        assert storage.client.connection_pool.connection_kwargs["port"] == client.connection_pool.connection_kwargs["port"]
         assert storage.url.startswith("redis://127.0.0.1:")
         round_trip(storage)
     finally:
@@ -361,11 +346,6 @@ def test_redis_storage_from_a_sync_client(redis_url):
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: storage/redis.py sync_client copies every connection_kwargs entry of the asyncio pool into "
-    "redis.Redis(), which rejects redis-py 8 internals such as 'himport_registry' (TypeError)",
-)
 def test_redis_storage_from_an_asyncio_client(redis_url):
     import redis.asyncio
 
@@ -383,11 +363,6 @@ def test_redis_storage_from_an_asyncio_client(redis_url):
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: storage/redis.py stalled_jobs calls .decode() on members, which are str when the given "
-    "redis.Redis has decode_responses=True (AttributeError)",
-)
 def test_redis_storage_from_a_decoding_client(redis_url):
     import redis
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -14,12 +15,13 @@ from tests.conftest import Orchestrator
 from tests.services import service_env, start_api, start_celery_worker, wait_until
 
 pytestmark = pytest.mark.slow
+_databases = itertools.count()
 
 
 @pytest.fixture
 def isolated(redis_url, request):
     """A Redis DB of its own, an API process and a way to start Celery workers on it."""
-    db = 3 + request.node.name.__hash__() % 10
+    db = 3 + next(_databases)
     url = f"{redis_url}/{db}"
     import redis
 

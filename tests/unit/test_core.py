@@ -367,11 +367,6 @@ def test_default_max_transitions_is_1000():
     assert job["transitions"] == 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: core.py checks MAX_TRANSITIONS_PER_JOB before running the state reached by the last allowed "
-    "transition, so a job with exactly MAX transitions fails instead of finishing (off by one)",
-)
 def test_job_with_exactly_max_transitions_finishes():
     bp = StateMachineBlueprint("exact")
 

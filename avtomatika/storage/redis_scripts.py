@@ -1,0 +1,142 @@
+"""The Lua scripts of the Redis backend: each check-and-change is one of these, run atomically by Redis."""
+
+CREATE_JOB = """
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return existing end
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+return ARGV[1]
+"""
+
+# KEYS: job, watch. ARGV: expected seq, new seq, doc, retention, watch_until, job id, prefix, changes JSON.
+COMMIT_JOB = """
+local current = redis.call('HGET', KEYS[1], 'seq')
+if not current or tonumber(current) ~= tonumber(ARGV[1]) then return 'conflict' end
+local p = ARGV[7]
+local ch = nil
+if ARGV[8] ~= '' then ch = cjson.decode(ARGV[8]) end
+if ch and ch.lease_check then
+  local holder = redis.call('HGET', p .. ':lease:' .. ch.lease_check[1], 'worker_id')
+  if holder ~= ch.lease_check[2] then return 'lease' end
+end
+if ch and ch.withdraw then
+  local removed = redis.call('ZREM', p .. ':queue:' .. ch.withdraw[1], ch.withdraw[2])
+  if removed == 0 and ch.require_withdraw then return 'gone' end
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'doc', ARGV[3])
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end
+if ARGV[5] == '' then redis.call('ZREM', KEYS[2], ARGV[6]) else redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) end
+if not ch then return 'ok' end
+if ch.end_lease then
+  local task = ch.end_lease[1]
+  local lease = p .. ':lease:' .. task
+  local holder = redis.call('HGET', lease, 'worker_id')
+  if holder then
+    redis.call('SREM', p .. ':wtasks:' .. holder, task)
+    redis.call('SET', p .. ':answer:' .. task, holder .. '|' .. ch.end_lease[2], 'EX', 86400)
+  end
+  redis.call('DEL', lease)
+  redis.call('ZREM', p .. ':leases', task)
+end
+if ch.cancel_notice then
+  local worker, task, job = ch.cancel_notice[1], ch.cancel_notice[2], ch.cancel_notice[3]
+  redis.call('SADD', p .. ':cancel:' .. worker, task)
+  redis.call('EXPIRE', p .. ':cancel:' .. worker, 86400)
+  redis.call('RPUSH', p .. ':wscmd:' .. worker, cjson.encode({command = 'cancel_task', task_id = task, job_id = job}))
+  redis.call('EXPIRE', p .. ':wscmd:' .. worker, 3600)
+end
+if ch.enqueue then
+  redis.call('ZADD', p .. ':queue:' .. ch.enqueue[1], ch.enqueue[2], ch.enqueue[3])
+  redis.call('SADD', p .. ':queues', ch.enqueue[1])
+end
+if ch.native_lease then
+  local l = ch.native_lease
+  redis.call('HSET', p .. ':lease:' .. l[1], 'job_id', l[2], 'worker_id', l[3], 'deadline', l[4], 'type', l[5])
+  redis.call('ZADD', p .. ':leases', l[4], l[1])
+  redis.call('SADD', p .. ':wtasks:' .. l[3], l[1])
+end
+return 'ok'
+"""
+
+# ARGV: prefix, worker id, now, worker ttl, capabilities JSON, task types...
+CLAIM_TASK = """
+local p, worker = ARGV[1], ARGV[2]
+local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local caps = cjson.decode(ARGV[5])
+local function eligible(member)
+  local req = string.match(member, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+  if req == nil or req == '' then return true end
+  local r = cjson.decode(req)
+  if r.gpu_model and not string.find(string.lower(caps.gpu_model), string.lower(r.gpu_model), 1, true) then
+    return false
+  end
+  if r.vram_gb and caps.vram_gb < r.vram_gb then return false end
+  if r.models then
+    for _, name in ipairs(r.models) do
+      local found = false
+      for _, have in ipairs(caps.models) do if have == name then found = true break end end
+      if not found then return false end
+    end
+  end
+  if r.max_cost and caps.cost > r.max_cost then return false end
+  return true
+end
+local best_type, best_member, best_score
+for i = 6, #ARGV do
+  local items = redis.call('ZRANGE', p .. ':queue:' .. ARGV[i], 0, 199, 'WITHSCORES')
+  for j = 1, #items, 2 do
+    local member, score = items[j], tonumber(items[j + 1])
+    if best_score and (score > best_score or (score == best_score and member > best_member)) then break end
+    if eligible(member) then
+      best_type, best_member, best_score = ARGV[i], member, score
+      break
+    end
+  end
+end
+if not best_member then return false end
+redis.call('ZREM', p .. ':queue:' .. best_type, best_member)
+local _, _, task, job, timeout = string.find(best_member, '^[^|]*|([^|]*)|([^|]*)|([^|]*)|')
+local deadline = now + tonumber(timeout)
+redis.call('HSET', p .. ':lease:' .. task, 'job_id', job, 'worker_id', worker, 'deadline', deadline, 'type', best_type)
+redis.call('ZADD', p .. ':leases', math.min(deadline, now + ttl), task)
+redis.call('SADD', p .. ':wtasks:' .. worker, task)
+return {task, job, best_type, tostring(deadline)}
+"""
+
+# ARGV: prefix, worker id, now, ttl, status, load ('' = unchanged)
+HEARTBEAT = """
+local p, worker = ARGV[1], ARGV[2]
+local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = p .. ':worker:' .. worker
+if redis.call('EXISTS', key) == 0 then return false end
+if ARGV[5] ~= '' then redis.call('HSET', key, 'status', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', key, 'load', ARGV[6]) end
+redis.call('HSET', key, 'last_seen', ARGV[3])
+redis.call('EXPIRE', key, math.ceil(ttl))
+redis.call('ZADD', p .. ':workers', now + ttl, worker)
+for _, task in ipairs(redis.call('SMEMBERS', p .. ':wtasks:' .. worker)) do
+  local deadline = redis.call('HGET', p .. ':lease:' .. task, 'deadline')
+  if deadline then
+    redis.call('ZADD', p .. ':leases', math.min(tonumber(deadline), now + ttl), task)
+  else
+    redis.call('SREM', p .. ':wtasks:' .. worker, task)
+  end
+end
+local cancels = redis.call('SMEMBERS', p .. ':cancel:' .. worker)
+redis.call('DEL', p .. ':cancel:' .. worker)
+return {redis.call('HGETALL', key), cancels}
+"""
+
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+REPLACE_HASH = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""

@@ -1,0 +1,131 @@
+"""Worker tasks: queue entries, leases, requirement matching and the changes a job commit carries.
+
+A job waiting for a worker keeps its task (id, type, params, attempt, transitions) in the job record; the
+queue entry and the lease are indexes beside it, changed in the same atomic operation as the job record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+NATIVE_WORKER = "celery"
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A task waiting in the queue of its type; `requirements` is the normalised form (see `requirements`)."""
+
+    task_type: str
+    task_id: str
+    job_id: str
+    priority: float
+    timeout: float
+    requirements: dict[str, Any] | None = None
+    seq: int = field(default_factory=time.time_ns)
+
+    @property
+    def member(self) -> str:
+        """The sorted-set member; the zero-padded `seq` (dispatch time in ns) keeps equal priorities FIFO."""
+        req = json.dumps(self.requirements, separators=(",", ":")) if self.requirements else ""
+        return f"{self.seq:020d}|{self.task_id}|{self.job_id}|{self.timeout:g}|{req}"
+
+    @property
+    def score(self) -> float:
+        """Higher priority first: the queue is read in ascending score order."""
+        return -self.priority
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task handed to a worker: the lease is held until `deadline` (hard limit of the attempt)."""
+
+    task_id: str
+    job_id: str
+    task_type: str
+    worker_id: str
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a task until when (`expires` moves with heartbeats, never past `deadline`)."""
+
+    task_id: str
+    job_id: str
+    worker_id: str
+    deadline: float
+    task_type: str = ""
+
+
+@dataclass
+class JobChanges:
+    """Index changes committed atomically with a job record.
+
+    - `enqueue`: put a task in its queue.
+    - `withdraw`: remove the job's queued task (`require_withdraw`: abort the commit if it was already claimed).
+    - `lease_check`: (task_id, worker_id) must hold the lease, or the commit is refused with "lease".
+    - `end_lease`: (task_id, answer) delete the lease and remember the answer for repeats of the result.
+    - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).
+    - `native_lease`: create a lease directly (native Celery task types, no queue).
+    """
+
+    enqueue: QueueEntry | None = None
+    withdraw: tuple[str, str] | None = None
+    require_withdraw: bool = False
+    lease_check: tuple[str, str] | None = None
+    end_lease: tuple[str, str] | None = None
+    cancel_notice: tuple[str, str, str] | None = None
+    native_lease: Lease | None = None
+    after: list[Any] = field(default_factory=list)
+
+
+def requirements(resource_requirements: dict[str, Any] | None, max_cost: float | None) -> dict[str, Any] | None:
+    """Normalise a task's requirements to {gpu_model, vram_gb, models, max_cost} (None when there are none)."""
+    req = resource_requirements or {}
+    gpu = req.get("gpu_info") or {}
+    normal: dict[str, Any] = {}
+    if gpu.get("model"):
+        normal["gpu_model"] = str(gpu["model"])
+    if gpu.get("vram_gb") is not None:
+        normal["vram_gb"] = float(gpu["vram_gb"])
+    models = req.get("installed_models") or []
+    names = [m["name"] if isinstance(m, dict) else str(m) for m in models]
+    if names:
+        normal["models"] = names
+    if max_cost is not None:
+        normal["max_cost"] = float(max_cost)
+    return normal or None
+
+
+def capabilities(worker: dict[str, Any]) -> dict[str, Any]:
+    """A worker's record reduced to what requirements are matched against."""
+    resources = worker.get("resources") or {}
+    gpu = resources.get("gpu_info") or {}
+    return {
+        "gpu_model": str(gpu.get("model") or ""),
+        "vram_gb": float(gpu.get("vram_gb") or 0),
+        "models": [m.get("name") for m in worker.get("installed_models") or [] if isinstance(m, dict)],
+        "cost": float(worker.get("cost_per_second") or 0),
+    }
+
+
+def eligible(req: dict[str, Any] | None, caps: dict[str, Any]) -> bool:
+    """Whether a worker with `caps` may take a task with normalised requirements `req` (mirrors the Lua check)."""
+    if not req:
+        return True
+    if "gpu_model" in req and req["gpu_model"].lower() not in caps["gpu_model"].lower():
+        return False
+    if "vram_gb" in req and caps["vram_gb"] < req["vram_gb"]:
+        return False
+    if any(name not in caps["models"] for name in req.get("models", [])):
+        return False
+    return not ("max_cost" in req and caps["cost"] > req["max_cost"])
+
+
+def parse_member(member: str) -> tuple[str, str, float, dict[str, Any] | None]:
+    """(task_id, job_id, timeout, requirements) of a queue member."""
+    _, task_id, job_id, timeout, req = member.split("|", 4)
+    return task_id, job_id, float(timeout), (json.loads(req) if req else None)
