@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     api.add_argument("--app", help="module:attr of the engine (default: $AVTOMATIKA_APP)")
     args = parser.parse_args(argv)
-    config = Config()
-    configure_logging(config.LOG_LEVEL if args.command != "demo" else "WARNING", config.LOG_FORMAT)
     try:
+        config = Config()
+        configure_logging(config.LOG_LEVEL if args.command != "demo" else "WARNING", config.LOG_FORMAT)
         if args.command == "demo":
             from .demo import run_demo
 

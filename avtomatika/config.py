@@ -71,6 +71,7 @@ class Config:
         self.WORKER_POLL_TIMEOUT_SECONDS: int = _int(env, "WORKER_POLL_TIMEOUT_SECONDS", 30)
         self.WORKER_HEALTH_CHECK_INTERVAL_SECONDS: int = _int(env, "WORKER_HEALTH_CHECK_INTERVAL_SECONDS", 60)
         self.JOB_MAX_RETRIES: int = _int(env, "JOB_MAX_RETRIES", 3)
+        self.TASK_RETRY_BASE_SECONDS: float = _float(env, "TASK_RETRY_BASE_SECONDS", 1.0)
         self.JOB_RETRY_BASE_SECONDS: float = _float(env, "JOB_RETRY_BASE_SECONDS", 0.5)
         self.JOB_RETENTION_SECONDS: int = _int(env, "JOB_RETENTION_SECONDS", 7 * 24 * 3600)
         self.MAX_TRANSITIONS_PER_JOB: int = _int(env, "MAX_TRANSITIONS_PER_JOB", 1000)

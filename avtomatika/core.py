@@ -22,10 +22,12 @@ from .aio import run_coroutine
 from .blueprint import StateMachineBlueprint
 from .config import Config
 from .context import ActionFactory, ClientConfig, JobContext
+from .dispatcher import Dispatcher, new_task, next_attempt
 from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .storage.base import StorageBackend, dumps, loads
+from .tasks import NATIVE_WORKER, JobChanges, Lease, QueueEntry
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class InlineScheduler:
 class _Move:
     kind: str  # "continue" (run the next state), "retry" (after delay), "stop" (waiting or terminal)
     delay: float = 0.0
+    changes: JobChanges | None = None
 
 
 _CONTINUE = _Move("continue")
@@ -83,12 +86,15 @@ class OrchestratorCore:
         blueprints: dict[str, StateMachineBlueprint],
         scheduler: StepScheduler,
         hooks: Hooks,
+        native_tasks: dict[str, Any] | None = None,
     ) -> None:
         self.storage = storage
         self.config = config
         self.blueprints = blueprints
         self.scheduler = scheduler
         self.hooks = hooks
+        self.native_tasks = native_tasks if native_tasks is not None else {}
+        self.dispatcher = Dispatcher(storage, config)
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -171,50 +177,75 @@ class OrchestratorCore:
             ):
                 continue
             break
-        status = JobStatus(job["status"])
-        terminal = status.is_terminal
-        retention = self.config.JOB_RETENTION_SECONDS if terminal else None
-        watch_until = None
-        if status in RUNNABLE:
-            watch_until = time.time() + move.delay + self.config.STEP_STALL_SECONDS
-        if not self.storage.commit_job(job, seq, retention_seconds=retention, watch_until=watch_until):
+        if self.commit(job, seq, move.changes, move.delay, events) != "ok":
             logger.info("step %s seq=%s lost a race; its result is discarded", job_id, seq)
             return "conflict"
-        for name, args in events:
-            getattr(self.hooks, name)(job, *args)
-        if terminal:
-            self.hooks.job_ended(job)
-        elif move.kind in ("continue", "retry"):
+        if move.kind in ("continue", "retry") and not JobStatus(job["status"]).is_terminal:
             self.scheduler.schedule_step(
                 job_id, job["seq"], move.delay, blueprint=job["blueprint_name"], state=job["current_state"]
             )
         return "committed"
 
-    def recover_stalled(self, now: float | None = None, limit: int = 500) -> int:
-        """Re-send the step of runnable jobs that made no progress for `STEP_STALL_SECONDS`.
+    def commit(
+        self,
+        job: Job,
+        expected_seq: int,
+        changes: JobChanges | None = None,
+        delay: float = 0.0,
+        events: list[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> str:
+        """Commit `job` (compare-and-set on `expected_seq`) with its index changes, retention and deadline.
 
-        Closes the crash windows between a commit and the next step message (and between storing a new
-        job and its first message). A duplicate this creates is dropped by the `seq` guard.
+        On "ok" the after-commit effects of `changes` run, then the hook `events`, then, for a terminal
+        job, `job_ended` (once: only one commit can make a job terminal).
         """
+        changes = changes or JobChanges()
+        terminal = JobStatus(job["status"]).is_terminal
+        result = self.storage.commit_job_changes(
+            job,
+            expected_seq,
+            changes,
+            retention_seconds=self.config.JOB_RETENTION_SECONDS if terminal else None,
+            watch_until=self.watch_deadline(job, delay),
+        )
+        if result != "ok":
+            return result
+        for effect in changes.after:
+            try:
+                effect()
+            except Exception:
+                logger.exception("after-commit effect failed for job %s", job["id"])
+        for name, args in events or []:
+            getattr(self.hooks, name)(job, *args)
+        if terminal:
+            self.hooks.job_ended(job)
+        return result
+
+    def watch_deadline(
+        self, job: Job, delay: float = 0.0, now: float | None = None, *, leased: bool = False
+    ) -> float | None:
+        """When the sweep must look at this job next: stall check, dispatch and result timeouts."""
+        status = JobStatus(job["status"])
+        if status.is_terminal:
+            return None
         moment = time.time() if now is None else now
-        count = 0
-        for job_id in self.storage.stalled_jobs(moment, limit):
-            job = self.storage.get_job(job_id)
-            if job is None or JobStatus(job["status"]) not in RUNNABLE:
-                self.storage.watch_job(job_id, None)
-                continue
-            self.storage.watch_job(job_id, moment + self.config.STEP_STALL_SECONDS)
-            logger.warning("job %s made no progress at seq=%s: re-sending its step", job_id, job["seq"])
-            self.scheduler.schedule_step(
-                job_id, job["seq"], blueprint=job["blueprint_name"], state=job["current_state"]
-            )
-            count += 1
-        return count
+        due: list[float] = []
+        if status in RUNNABLE:
+            due.append(moment + delay + self.config.STEP_STALL_SECONDS)
+        if job.get("result_timeout"):
+            due.append(job["created_at"] + job["result_timeout"])
+        task = job.get("task")
+        if status == JobStatus.WAITING_FOR_WORKER and task and job.get("dispatch_timeout") and not leased:
+            due.append(task["dispatched_at"] + job["dispatch_timeout"])
+        return min(due) if due else None
 
     def _advance(
         self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]
     ) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
+        task = job.get("task")
+        if job["status"] == JobStatus.AWAITING_RETRY.value and task and task.get("retry"):
+            return self._queue_task(job, next_attempt(task, time.time()), events)
         if job["status"] != JobStatus.RUNNING.value:
             set_status(job, JobStatus.RUNNING)
         state = job["current_state"]
@@ -260,9 +291,34 @@ class OrchestratorCore:
             job["transitions"] += 1
             job["retry_count"] = 0
             return _CONTINUE
-        return self._fail(
-            job, f"state {state!r}: action {action['kind']} is not supported by this engine yet"
-        )
+        if action["kind"] == "dispatch_task":
+            try:
+                return self._queue_task(job, new_task(action, self.config, time.time()), events)
+            except HandlerError as exc:
+                return self._fail(job, f"state {state!r}: {exc}")
+        return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
+
+    def _queue_task(self, job: Job, task: dict[str, Any], events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+        """Put the job's task in its queue (or send it to Celery for a native task type) on commit."""
+        job["task"] = task
+        job["progress"] = None
+        set_status(job, JobStatus.WAITING_FOR_WORKER)
+        changes = JobChanges()
+        task_type, task_id = task["task_type"], task["task_id"]
+        if task_type in self.native_tasks:
+            task["native"] = True
+            deadline = task["dispatched_at"] + task["timeout"]
+            changes.native_lease = Lease(task_id, job["id"], NATIVE_WORKER, deadline, task_type)
+            params = task["params"]
+            changes.after.append(lambda: self.scheduler.run_native_task(job["id"], task_id, task_type, params))
+        else:
+            entry = QueueEntry(task_type, task_id, job["id"], task["priority"], task["timeout"], task["requirements"])
+            task["member"] = entry.member
+            changes.enqueue = entry
+            req, strategy = task["requirements"], task["strategy"]
+            changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))
+        events.append(("task_dispatched", (task,)))
+        return _Move("stop", changes=changes)
 
     def _context(self, job: Job, blueprint: StateMachineBlueprint, actions: ActionFactory) -> JobContext:
         client = job.get("client") or {}

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .blueprint import StateMachineBlueprint
 from .config import Config
 from .core import OrchestratorCore, StepScheduler
 from .errors import BlueprintError
 from .hooks import HookChain
+from .injection import HandlerSpec
+from .results import TaskEvents
 from .storage.base import StorageBackend
 from .storage.memory import MemoryStorage
 from .storage.redis import RedisStorage
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .runner import EmbeddedRunner
 
 logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class OrchestratorEngine:
@@ -43,6 +47,8 @@ class OrchestratorEngine:
         self._core: OrchestratorCore | None = None
         self._celery: Any = None
         self._runner: EmbeddedRunner | None = None
+        self._events: TaskEvents | None = None
+        self.native_tasks: dict[str, HandlerSpec] = {}
         self._lock = threading.RLock()
 
     # -- blueprints -----------------------------------------------------------------------------------
@@ -63,6 +69,22 @@ class OrchestratorEngine:
                         blueprint=blueprint.name,
                     )
         self.blueprints[blueprint.name] = blueprint
+
+    def task_type(self, task_type: str) -> Callable[[F], F]:
+        """Register a Python function as a native task type: it runs as a Celery task on queue
+        `avtomatika.tasks.<task_type>` and its result goes through the same path as an HTTP worker's.
+
+        The function gets `params` (and optionally `job_id`, `task_id`, `attempt`) by name; it returns the
+        result `data` dict, or raises `TransientError`/`PermanentError`/`InvalidInputError`.
+        """
+
+        def decorator(func: F) -> F:
+            if task_type in self.native_tasks:
+                raise BlueprintError(f"native task type {task_type!r} is already registered")
+            self.native_tasks[task_type] = HandlerSpec.inspect(func)
+            return func
+
+        return decorator
 
     # -- wiring ---------------------------------------------------------------------------------------
 
@@ -112,7 +134,15 @@ class OrchestratorEngine:
 
     def build_core(self, scheduler: StepScheduler) -> OrchestratorCore:
         """A core on this engine's storage with the given scheduler (tests use an inline one)."""
-        return OrchestratorCore(self.storage, self.config, self.blueprints, scheduler, self.hooks)
+        return OrchestratorCore(self.storage, self.config, self.blueprints, scheduler, self.hooks, self.native_tasks)
+
+    @property
+    def events(self) -> TaskEvents:
+        """Worker results, cancellation, progress and timeouts (on the Celery-backed core)."""
+        with self._lock:
+            if self._events is None:
+                self._events = TaskEvents(self.core)
+            return self._events
 
     def run_step(self, job_id: str, seq: int) -> str:
         """Run one step (what the `avtomatika.step` Celery task calls)."""

@@ -22,6 +22,9 @@ class Hooks:
     def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
         """A handler raised; the step will be retried or the job quarantined."""
 
+    def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
+        """A task was queued for a worker (or sent to Celery for a native task type)."""
+
     def job_ended(self, job: Job) -> None:
         """The job reached a terminal status (called once, after the commit that made it terminal)."""
 
@@ -51,6 +54,9 @@ class HookChain(Hooks):
 
     def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
         self._emit("step_failed", job, state, error, traceback)
+
+    def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
+        self._emit("task_dispatched", job, task)
 
     def job_ended(self, job: Job) -> None:
         self._emit("job_ended", job)

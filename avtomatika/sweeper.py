@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,10 @@ class Sweeper:
         if not storage.acquire_lock(LOCK_NAME, token, ttl):
             return -1
         try:
-            return self.engine.core.recover_stalled(now)
+            events = self.engine.events
+            acted = events.expire_leases(now) + events.sweep_due_jobs(now)
+            for worker_id in self.engine.storage.expired_workers(now if now is not None else time.time()):
+                logger.info("worker %s expired (no heartbeat)", worker_id)
+            return acted
         finally:
             storage.release_lock(LOCK_NAME, token)

@@ -59,7 +59,7 @@ def rejected(state_history):
 
 
 config = Config()
-if config.CLIENT_TOKEN == "secure-client-token":
+if config.CLIENT_TOKEN == "secure-client-token" and config.AVTOMATIKA_ENV != "production":
     config.CLIENT_TOKEN = DEMO_TOKEN
 engine = OrchestratorEngine(MemoryStorage(), config)
 for blueprint in (video, linear, conditional, store_blueprint):

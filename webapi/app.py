@@ -31,7 +31,6 @@ def create_app(engine: OrchestratorEngine) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/_public/swagger-ui/",
         MAX_CONTENT_LENGTH=engine.config.MAX_REQUEST_BYTES,
-        JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
             "components": {
                 "securitySchemes": {
@@ -41,6 +40,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
             },
         },
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["avtomatika.engine"] = engine
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
     api = Api(app)

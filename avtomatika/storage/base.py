@@ -111,6 +111,10 @@ class StorageBackend(ABC):
         """Leases whose expiry is before `now` (the sweep turns them into TRANSIENT_ERROR failures)."""
 
     @abstractmethod
+    def drop_lease(self, task_id: str) -> None:
+        """Delete a lease whose job no longer waits for it (orphaned by retention or a lost race)."""
+
+    @abstractmethod
     def result_answer(self, task_id: str, worker_id: str) -> str | None:
         """The answer given when this worker's result for this task was accepted (repeats get it again)."""
 

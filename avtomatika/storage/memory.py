@@ -186,6 +186,11 @@ class MemoryStorage(StorageBackend):
             due = sorted((expiry, task_id) for task_id, expiry in self._lease_expiry.items() if expiry <= now)
             return [self._leases[task_id] for _, task_id in due[:limit]]
 
+    def drop_lease(self, task_id: str) -> None:
+        with self._lock:
+            self._leases.pop(task_id, None)
+            self._lease_expiry.pop(task_id, None)
+
     def result_answer(self, task_id: str, worker_id: str) -> str | None:
         with self._lock:
             found = self._answers.get(task_id)

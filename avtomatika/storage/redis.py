@@ -236,6 +236,15 @@ class RedisStorage(StorageBackend):
                 leases.append(lease)
         return leases
 
+    def drop_lease(self, task_id: str) -> None:
+        lease = self.get_lease(task_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.key("lease", task_id))
+        pipe.zrem(self.key("leases"), task_id)
+        if lease is not None:
+            pipe.srem(self.key("wtasks", lease.worker_id), task_id)
+        pipe.execute()
+
     def result_answer(self, task_id: str, worker_id: str) -> str | None:
         stored = self.client.get(self.key("answer", task_id))
         if stored is None:

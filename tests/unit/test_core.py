@@ -12,6 +12,7 @@ from avtomatika.config import Config
 from avtomatika.context import ClientConfig
 from avtomatika.core import InlineScheduler
 from avtomatika.hooks import Hooks
+from avtomatika.results import TaskEvents
 from avtomatika.storage import MemoryStorage
 
 CLIENT = ClientConfig("c1", plan="pro", params={"tier": "gold"})
@@ -509,12 +510,12 @@ def test_recover_stalled_resends_runnable_jobs_only():
     h = Harness(linear_blueprint(calls))
     job_id = h.create("linear", {"value": 1})
     h.sched.pending.clear()  # the first step message is lost
-    assert h.core.recover_stalled(now=time.time()) == 0  # not stalled yet
-    assert h.core.recover_stalled(now=FAR_FUTURE) == 1
+    assert TaskEvents(h.core).sweep_due_jobs(now=time.time()) == 0  # not stalled yet
+    assert TaskEvents(h.core).sweep_due_jobs(now=FAR_FUTURE) == 1
     assert [(j, s) for j, s, _ in h.sched.pending] == [(job_id, 0)]
     h.sched.drain(h.core.run_step)
     assert h.job(job_id)["status"] == "finished"
-    assert h.core.recover_stalled(now=FAR_FUTURE) == 0
+    assert TaskEvents(h.core).sweep_due_jobs(now=FAR_FUTURE) == 0
     assert h.sched.pending == []
     assert calls == ["start", "middle", "done"]
 
@@ -523,7 +524,7 @@ def test_recover_stalled_drops_terminal_jobs_from_the_watch_list():
     h = Harness(linear_blueprint([]))
     job = h.run("linear", {"value": 1})
     h.storage.watch_job(job["id"], 1.0)  # e.g. left over by a crash
-    assert h.core.recover_stalled(now=FAR_FUTURE) == 0
+    assert TaskEvents(h.core).sweep_due_jobs(now=FAR_FUTURE) == 0
     assert h.sched.pending == []
     assert h.storage.stalled_jobs(FAR_FUTURE) == []
 
@@ -532,7 +533,7 @@ def test_recovered_duplicate_is_dropped():
     calls: list[str] = []
     h = Harness(linear_blueprint(calls))
     job_id = h.create("linear", {"value": 1})
-    assert h.core.recover_stalled(now=FAR_FUTURE) == 1  # a duplicate of the still-queued first step
+    assert TaskEvents(h.core).sweep_due_jobs(now=FAR_FUTURE) == 1  # a duplicate of the still-queued first step
     h.sched.drain(h.core.run_step)
     assert h.job(job_id)["status"] == "finished"
     assert calls == ["start", "middle", "done"]

@@ -1,0 +1,104 @@
+"""Dispatching: build a job's task, choose which idle eligible worker to wake, and hand tasks out.
+
+The strategy is a preference about whom to wake first; any eligible worker that polls takes the best
+waiting task (highest priority, then oldest), so a polling capable worker is never refused work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from .config import Config
+from .errors import HandlerError
+from .storage.base import StorageBackend
+from .tasks import Claim, capabilities, eligible, requirements
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "round_robin", "least_connections", "cheapest", "best_value")
+
+
+def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, Any]:
+    """The task record a `dispatch_task` action puts into the job (attempt 1)."""
+    strategy = action.get("dispatch_strategy") or "default"
+    if strategy not in STRATEGIES:
+        raise HandlerError(f"dispatch_task: unknown dispatch_strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    timeout = action.get("timeout_seconds") or config.WORKER_TIMEOUT_SECONDS
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise HandlerError(f"dispatch_task: timeout_seconds must be a positive number, got {timeout!r}")
+    return {
+        "task_id": str(uuid.uuid4()),
+        "task_type": action["task_type"],
+        "params": action.get("params") or {},
+        "transitions": action.get("transitions") or {},
+        "priority": float(action.get("priority") or 0.0),
+        "timeout": float(timeout),
+        "requirements": requirements(action.get("resource_requirements"), action.get("max_cost")),
+        "strategy": strategy,
+        "attempt": 1,
+        "dispatched_at": now,
+    }
+
+
+def next_attempt(task: dict[str, Any], now: float) -> dict[str, Any]:
+    """The same task dispatched again: a new task id (so late results of the old attempt are stale)."""
+    again = {k: v for k, v in task.items() if k not in ("retry", "member")}
+    again.update(task_id=str(uuid.uuid4()), attempt=int(task.get("attempt", 1)) + 1, dispatched_at=now)
+    return again
+
+
+class Dispatcher:
+    """Wakes long-polling workers and claims tasks for them."""
+
+    def __init__(self, storage: StorageBackend, config: Config) -> None:
+        self.storage = storage
+        self.config = config
+
+    @property
+    def worker_ttl(self) -> float:
+        """How long a worker stays alive without a heartbeat."""
+        return 2.0 * self.config.WORKER_HEALTH_CHECK_INTERVAL_SECONDS
+
+    def wake_for(self, task_type: str, req: dict[str, Any] | None, strategy: str, exclude: str = "") -> str | None:
+        """Wake the preferred idle eligible worker polling for `task_type`; returns its id (or None)."""
+        ids = [w for w in self.storage.pollers(task_type, time.time()) if w != exclude]
+        if not ids:
+            return None
+        records = self.storage.get_workers(ids)
+        candidates = [r for r in records if r is not None and eligible(req, capabilities(r))]
+        if not candidates:
+            return None
+        chosen = self.choose(candidates, strategy, task_type)
+        self.storage.wake(chosen)
+        return chosen
+
+    def choose(self, workers: list[dict[str, Any]], strategy: str, task_type: str) -> str:
+        """The id of the worker `strategy` prefers among `workers` (all idle and eligible)."""
+        by_id = sorted(workers, key=lambda w: w["worker_id"])
+
+        def cost(worker: dict[str, Any]) -> float:
+            return float(worker.get("cost_per_second") or 0.0)
+
+        if strategy == "round_robin":
+            turn = self.storage.next_counter(f"round_robin:{task_type}")
+            return str(by_id[(turn - 1) % len(by_id)]["worker_id"])
+        if strategy == "least_connections":
+            counts = self.storage.active_tasks([w["worker_id"] for w in by_id])
+            _, index = min((count, i) for i, count in enumerate(counts))
+            return str(by_id[index]["worker_id"])
+        if strategy == "cheapest":
+            return str(min(by_id, key=cost)["worker_id"])
+        if strategy == "best_value":
+            return str(min(by_id, key=lambda w: cost(w) / max(float(w.get("reputation", 1.0)), 0.01))["worker_id"])
+        # default: a worker with the task type in its hot cache first, then the cheapest
+        return str(min(by_id, key=lambda w: (task_type not in (w.get("hot_cache") or []), cost(w)))["worker_id"])
+
+    def claim(self, worker: dict[str, Any]) -> Claim | None:
+        """Take the best waiting task this worker may run (creates its lease)."""
+        return self.storage.claim_task(
+            worker["worker_id"], list(worker.get("supported_tasks") or []), capabilities(worker), time.time(),
+            self.worker_ttl,
+        )

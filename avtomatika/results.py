@@ -1,0 +1,193 @@
+"""Events that reach a waiting job from outside a step: worker results, cancellation, progress, timeouts.
+
+Every change is a compare-and-set on the job record; an index condition (the lease is still held by
+this worker, the task is still queued) is checked in the same atomic operation. A lost race re-reads the
+job and decides again, so two events for one job can never both apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .core import RUNNABLE, OrchestratorCore
+from .job import Job, JobStatus, set_status
+from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
+from .tasks import JobChanges
+
+logger = logging.getLogger(__name__)
+ATTEMPTS = 16
+
+
+class TaskEvents:
+    """Applies worker results, cancellations, progress and timeouts to jobs through the engine core."""
+
+    def __init__(self, core: OrchestratorCore) -> None:
+        self.core = core
+        self.storage = core.storage
+        self.config = core.config
+
+    # -- results ------------------------------------------------------------------------------------------
+
+    def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Apply a worker's result; returns (HTTP status, answer body) as SPEC §4 prescribes."""
+        for _ in range(ATTEMPTS):
+            job = self.storage.get_job(job_id)
+            if job is None:
+                return 404, {"error": "job not found", "details": {"job_id": job_id}}
+            task = job.get("task") or {}
+            if task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+                return self._late(job, task_id, worker_id)
+            blueprint = self.core.blueprints.get(job["blueprint_name"])
+            if blueprint is None:
+                return 409, {"error": f"blueprint {job['blueprint_name']!r} is not registered here", "details": None}
+            seq = job["seq"]
+            outcome = apply_result(job, result, blueprint, self.config)
+            changes = JobChanges(lease_check=(task_id, worker_id), end_lease=(task_id, outcome.answer))
+            verdict = self.core.commit(job, seq, changes, outcome.delay)
+            if verdict == "lease":
+                return self._late(job, task_id, worker_id)
+            if verdict != "ok":
+                continue
+            if outcome.next in ("step", "retry") and JobStatus(job["status"]) in RUNNABLE:
+                self.core.scheduler.schedule_step(
+                    job_id, job["seq"], outcome.delay, blueprint=job["blueprint_name"], state=job["current_state"]
+                )
+            return 200, {"status": outcome.answer}
+        return 409, {"error": "the job kept changing concurrently; send the result again", "details": None}
+
+    def _late(self, job: Job, task_id: str, worker_id: str) -> tuple[int, dict[str, Any]]:
+        answer = self.storage.result_answer(task_id, worker_id)
+        if answer is not None:
+            return 200, {"status": answer}
+        task = job.get("task") or {}
+        if job["status"] == JobStatus.CANCELLED.value and task.get("task_id") == task_id:
+            return 200, {"status": CANCELLED}
+        return 409, {
+            "error": "stale result: this worker does not hold the task's lease (it expired, moved or was never given)",
+            "details": {"task_id": task_id, "job_status": job["status"]},
+        }
+
+    # -- cancellation -------------------------------------------------------------------------------------
+
+    def cancel_job(self, job_id: str) -> tuple[int, dict[str, Any]]:
+        """Cancel a non-terminal job: withdraw its queued task, tell the worker holding it."""
+        for _ in range(ATTEMPTS):
+            job = self.storage.get_job(job_id)
+            if job is None:
+                return 404, {"error": "job not found", "details": {"job_id": job_id}}
+            if JobStatus(job["status"]).is_terminal:
+                return 409, {"error": f"job is already {job['status']}", "details": {"status": job["status"]}}
+            seq = job["seq"]
+            changes, holder = self._release_task(job, CANCELLED)
+            job["error_message"] = "cancelled by the client"
+            set_status(job, JobStatus.CANCELLED)
+            verdict = self.core.commit(job, seq, changes)
+            if verdict == "ok":
+                told = holder is not None and self.storage.ws_connected(holder)
+                return 200, {"status": "cancellation_request_sent" if told else "cancellation_request_accepted"}
+        return 409, {"error": "the job kept changing concurrently; try again", "details": None}
+
+    def _release_task(self, job: Job, answer: str) -> tuple[JobChanges, str | None]:
+        """Changes that take a waiting job's task away from the queue or from the worker holding it."""
+        changes = JobChanges()
+        task = job.get("task")
+        if not task or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+            return changes, None
+        lease = self.storage.get_lease(task["task_id"])
+        if lease is not None:
+            changes.end_lease = (task["task_id"], answer)
+            changes.lease_check = (task["task_id"], lease.worker_id)
+            changes.cancel_notice = (lease.worker_id, task["task_id"], job["id"])
+            return changes, lease.worker_id
+        if task.get("member"):
+            # Only commit if the task is still queued: a worker that claimed it meanwhile must be told.
+            changes.withdraw = (task["task_type"], task["member"])
+            changes.require_withdraw = True
+        return changes, None
+
+    # -- progress -----------------------------------------------------------------------------------------
+
+    def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float, message: str) -> bool:
+        """Store a progress event of the task's lease holder in the job view; False if it is not theirs."""
+        for _ in range(ATTEMPTS):
+            job = self.storage.get_job(job_id)
+            task = (job or {}).get("task") or {}
+            if job is None or task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+                return False
+            seq = job["seq"]
+            job["progress"] = {"task_id": task_id, "progress": progress, "message": message, "at": time.time()}
+            verdict = self.core.commit(job, seq, JobChanges(lease_check=(task_id, worker_id)), 0.0)
+            if verdict == "ok":
+                return True
+            if verdict == "lease":
+                return False
+        return False
+
+    # -- timers -------------------------------------------------------------------------------------------
+
+    def expire_leases(self, now: float | None = None, limit: int = 500) -> int:
+        """Expired leases become TRANSIENT_ERROR failures of their attempt (retried or quarantined)."""
+        moment = time.time() if now is None else now
+        count = 0
+        for lease in self.storage.expired_leases(moment, limit):
+            status, _ = self.accept_result(
+                lease.job_id,
+                lease.task_id,
+                lease.worker_id,
+                {
+                    "status": "failure",
+                    "error": {
+                        "code": TRANSIENT_ERROR,
+                        "message": f"lease expired: worker {lease.worker_id} did not report in time",
+                    },
+                },
+            )
+            if status != 200:
+                self.storage.drop_lease(lease.task_id)
+            count += 1
+        return count
+
+    def sweep_due_jobs(self, now: float | None = None, limit: int = 500) -> int:
+        """Look at every job whose watch deadline passed: stalled steps, dispatch and result timeouts."""
+        moment = time.time() if now is None else now
+        count = 0
+        for job_id in self.storage.stalled_jobs(moment, limit):
+            job = self.storage.get_job(job_id)
+            if job is None or JobStatus(job["status"]).is_terminal:
+                self.storage.watch_job(job_id, None)
+                continue
+            count += self._sweep_job(job, moment)
+        return count
+
+    def _sweep_job(self, job: Job, now: float) -> int:
+        status = JobStatus(job["status"])
+        if job.get("result_timeout") and now >= job["created_at"] + job["result_timeout"]:
+            return self._time_out(job, f"result_timeout of {job['result_timeout']:g} s exceeded")
+        task = job.get("task") or {}
+        leased = bool(task) and self.storage.get_lease(task["task_id"]) is not None
+        if (
+            status == JobStatus.WAITING_FOR_WORKER
+            and job.get("dispatch_timeout")
+            and not leased
+            and now >= task.get("dispatched_at", now) + job["dispatch_timeout"]
+        ):
+            return self._time_out(job, f"no worker took task {task['task_type']} within dispatch_timeout")
+        if status in RUNNABLE and job.get("seq") is not None:
+            logger.warning("job %s made no progress at seq=%s: re-sending its step", job["id"], job["seq"])
+            self.storage.watch_job(job["id"], now + self.config.STEP_STALL_SECONDS)
+            self.core.scheduler.schedule_step(
+                job["id"], job["seq"], blueprint=job["blueprint_name"], state=job["current_state"]
+            )
+            return 1
+        self.storage.watch_job(job["id"], self.core.watch_deadline(job, now=now, leased=leased))
+        return 0
+
+    def _time_out(self, job: Job, message: str) -> int:
+        """Fail the job; if anything changed meanwhile it stays due and the next sweep decides again."""
+        seq = job["seq"]
+        changes, _ = self._release_task(job, "job_timed_out")
+        job["error_message"] = message
+        set_status(job, JobStatus.FAILED)
+        return 1 if self.core.commit(job, seq, changes) == "ok" else 0
