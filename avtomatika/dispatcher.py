@@ -99,6 +99,9 @@ class Dispatcher:
     def claim(self, worker: dict[str, Any]) -> Claim | None:
         """Take the best waiting task this worker may run (creates its lease)."""
         return self.storage.claim_task(
-            worker["worker_id"], list(worker.get("supported_tasks") or []), capabilities(worker), time.time(),
+            worker["worker_id"],
+            list(worker.get("supported_tasks") or []),
+            capabilities(worker),
+            time.time(),
             self.worker_ttl,
         )

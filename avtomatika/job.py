@@ -141,10 +141,16 @@ PUBLIC_FIELDS = (
 )
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """What the API shows of a job: no owner id, no tokens, no internal counters."""
+def job_view(job: Job, worker_id: str | None = None) -> dict[str, Any]:
+    """What the API shows of a job: no owner id, no tokens, no internal counters.
+
+    While the job waits for a worker it also shows the current task (`task_id`, `task_type`, the holding
+    `worker_id` or None while queued) and the last progress event.
+    """
     view = {name: job.get(name) for name in PUBLIC_FIELDS}
     task = job.get("task")
     if task and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
-        view["task"] = {k: task.get(k) for k in ("task_id", "task_type", "worker_id")}
+        view["task"] = {"task_id": task["task_id"], "task_type": task["task_type"], "worker_id": worker_id}
+        view["task_id"], view["task_type"], view["worker_id"] = task["task_id"], task["task_type"], worker_id
+        view["progress"] = job.get("progress")
     return view

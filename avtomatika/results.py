@@ -30,7 +30,9 @@ class TaskEvents:
 
     # -- results ------------------------------------------------------------------------------------------
 
-    def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def accept_result(
+        self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         """Apply a worker's result; returns (HTTP status, answer body) as SPEC §4 prescribes."""
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)

@@ -79,6 +79,31 @@ def load_clients(path: str) -> list[Client]:
     return clients
 
 
+def load_worker_tokens(path: str) -> dict[str, str]:
+    """Read `workers.toml` (table name = worker id, `token` required) into {worker_id: token hash}."""
+    data = _load_toml(path, "workers")
+    hashes: dict[str, str] = {}
+    for name, table in data.items():
+        where = f"workers file {path}, table [{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table with a token", path=path, table=name)
+        token = table.get("token")
+        if not isinstance(token, str) or not token.strip():
+            raise ConfigError(f"{where}, field 'token': required, a non-empty string", path=path, table=name)
+        hashes[name] = hash_token(token)
+    if len(set(hashes.values())) != len(hashes):
+        raise ConfigError(f"workers file {path}: two workers share one token", path=path)
+    return hashes
+
+
+def worker_token_matches(token: str | None, individual_hash: str | None, global_token: str) -> bool:
+    """Whether `token` authenticates a worker: its own token if it has one, else the global token."""
+    if not token:
+        return False
+    expected = individual_hash if individual_hash is not None else hash_token(global_token)
+    return hmac.compare_digest(hash_token(token), expected)
+
+
 class ClientRegistry:
     """Finds the client of a token; every stored hash is compared, in constant time."""
 

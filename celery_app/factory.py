@@ -72,6 +72,13 @@ def create_celery(engine: Any) -> Celery:
         """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
         return str(engine.run_step(job_id, seq))
 
+    @app.task(name="avtomatika.native", ignore_result=True, shared=False)
+    def native(job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
+        """Run a native task type's function; its outcome goes through the worker result path."""
+        from avtomatika.native import run_native_task
+
+        return run_native_task(engine, job_id, task_id, task_type, params)
+
     @app.task(name="avtomatika.sweep", ignore_result=True, shared=False)
     def sweep() -> int:
         """Periodic timers (guarded by a lock so several beats are safe)."""
@@ -88,6 +95,12 @@ class CeleryStepScheduler:
     def __init__(self, app: Celery) -> None:
         self.app = app
         self.task = app.tasks["avtomatika.step"]
+        self.native = app.tasks["avtomatika.native"]
+
+    def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
+        from avtomatika.native import native_queue
+
+        self.native.apply_async(args=(job_id, task_id, task_type, params), queue=native_queue(task_type))
 
     def schedule_step(
         self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""

@@ -53,9 +53,16 @@ def redis_url() -> Iterator[str]:
 def embedded() -> Iterator[Orchestrator]:
     from avtomatika.config import Config
     from avtomatika.runner import EmbeddedRunner
-    from tests.services import ROOT
+    from tests.services import GLOBAL_WORKER_TOKEN, ROOT
 
-    config = Config({"CLIENTS_CONFIG_PATH": str(ROOT / "tests/apps/clients.toml")})
+    config = Config(
+        {
+            "CLIENTS_CONFIG_PATH": str(ROOT / "tests/apps/clients.toml"),
+            "WORKERS_CONFIG_PATH": str(ROOT / "tests/apps/workers.toml"),
+            "GLOBAL_WORKER_TOKEN": GLOBAL_WORKER_TOKEN,
+            "WORKER_POLL_TIMEOUT_SECONDS": "2",
+        }
+    )
     config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "y" * 32
     engine = suite_app.build_engine(config=config)
     runner = EmbeddedRunner(engine)

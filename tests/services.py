@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+GLOBAL_WORKER_TOKEN = "global-worker-token-for-tests"
+QUEUES = "avtomatika.steps,avtomatika.tasks.double"
 BIN = Path(sys.executable).parent
 
 
@@ -105,7 +107,12 @@ def _ping(client) -> bool:
 def service_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AVTOMATIKA_", "PYTEST_"))}
     env.update(
-        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", CLIENTS_CONFIG_PATH=str(ROOT / "tests/apps/clients.toml")
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        CLIENTS_CONFIG_PATH=str(ROOT / "tests/apps/clients.toml"),
+        WORKERS_CONFIG_PATH=str(ROOT / "tests/apps/workers.toml"),
+        GLOBAL_WORKER_TOKEN=GLOBAL_WORKER_TOKEN,
+        WORKER_POLL_TIMEOUT_SECONDS="2",
     )
     env.update(extra)
     return env
@@ -125,7 +132,7 @@ def start_celery_worker(
         "-c",
         str(concurrency),
         "-Q",
-        "avtomatika.steps",
+        QUEUES,
         "-n",
         f"{name}-{free_port()}@%h",
         "--without-mingle",

@@ -14,7 +14,8 @@ from avtomatika.security import ClientRegistry
 
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
-from .resources import blueprints, jobs, public
+from .resources import admin, blueprints, jobs, public, workers
+from .schemas import Heartbeat, Register, ResultBody
 
 SWAGGER_ASSETS = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
@@ -48,6 +49,12 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     api.register_blueprint(jobs.blp)
     api.register_blueprint(blueprints.blp)
     api.register_blueprint(jobs.register_create_routes(engine.blueprints))
+    api.register_blueprint(workers.blp)
+    api.register_blueprint(admin.blp)
+    for name, schema in (("Register", Register), ("Heartbeat", Heartbeat), ("ResultBody", ResultBody)):
+        api.spec.components.schema(name, schema=schema)
+    admin.apply_worker_tokens(engine)
+    workers.register_websocket(app)
     _secure_api_routes(api)
     register_error_handlers(app)
     app.before_request(authenticate_client)

@@ -24,9 +24,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def abort_json(
-    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
-) -> NoReturn:
+def abort_json(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> NoReturn:
     """Stop the request with a JSON error."""
     raise ApiError(status, message, details, headers)
 

@@ -198,6 +198,10 @@ class StorageBackend(ABC):
         """The individual token hash of a worker, or None (then the global token applies)."""
 
     @abstractmethod
+    def worker_token_owner(self, token_hash: str) -> str | None:
+        """The worker whose individual token has this hash, or None."""
+
+    @abstractmethod
     def next_counter(self, name: str) -> int:
         """Atomically increment and return a named counter (round robin)."""
 

@@ -318,6 +318,10 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             return self._tokens.get(worker_id)
 
+    def worker_token_owner(self, token_hash: str) -> str | None:
+        with self._lock:
+            return next((w for w, h in self._tokens.items() if h == token_hash), None)
+
     def next_counter(self, name: str) -> int:
         with self._lock:
             self._counters[name] += 1

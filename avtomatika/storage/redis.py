@@ -17,7 +17,6 @@ from ..tasks import Claim, JobChanges, Lease
 from . import redis_scripts as lua
 from .base import StorageBackend, dumps, loads
 
-
 _CONNECTION_SETTINGS = (
     "host", "port", "db", "username", "password", "path", "ssl", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
     "ssl_ca_certs", "client_name",
@@ -376,11 +375,17 @@ class RedisStorage(StorageBackend):
         return bool(self.client.exists(self.key("ws", worker_id)))
 
     def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
-        args = [item for pair in hashes.items() for item in pair]
+        args: list[str] = []
+        for worker_id, token_hash in hashes.items():
+            args += [f"id:{worker_id}", token_hash, f"hash:{token_hash}", worker_id]
         self._replace_hash(keys=[self.key("worker_tokens")], args=args)
 
     def worker_token_hash(self, worker_id: str) -> str | None:
-        found = self.client.hget(self.key("worker_tokens"), worker_id)
+        found = self.client.hget(self.key("worker_tokens"), f"id:{worker_id}")
+        return None if found is None else _text(found)
+
+    def worker_token_owner(self, token_hash: str) -> str | None:
+        found = self.client.hget(self.key("worker_tokens"), f"hash:{token_hash}")
         return None if found is None else _text(found)
 
     def next_counter(self, name: str) -> int:

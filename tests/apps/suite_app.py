@@ -74,17 +74,85 @@ def pong(actions):
     actions.transition_to("ping")
 
 
-ALL = (linear, conditional, store_blueprint, flaky, no_action, slow, looping)
+# -- worker tasks ------------------------------------------------------------------------------------------
+
+tasks = StateMachineBlueprint("tasks", api_version="v1", api_endpoint="jobs/tasks")
+
+
+@tasks.handler_for("start", is_start=True)
+def dispatch(initial_data, actions):
+    actions.dispatch_task(
+        task_type=initial_data.get("task_type", "echo"),
+        params={"text": initial_data.get("text", "hi")},
+        transitions={
+            "success": "done",
+            "failure": "handle_failure",
+            "needs_review": "review",
+        },
+        priority=initial_data.get("priority", 0),
+        resource_requirements=initial_data.get("requirements"),
+        dispatch_strategy=initial_data.get("strategy", "default"),
+        max_cost=initial_data.get("max_cost"),
+        timeout_seconds=initial_data.get("timeout"),
+    )
+
+
+@tasks.handler_for("handle_failure")
+def handle_failure(state_history, actions):
+    state_history["handled"] = True
+    actions.transition_to("failed")
+
+
+@tasks.handler_for("review")
+def review(actions):
+    actions.transition_to("done")
+
+
+@tasks.handler_for("done", is_end=True)
+def tasks_done(state_history):
+    state_history["finished_by"] = "done"
+
+
+no_failure = StateMachineBlueprint("no_failure", api_version="v1", api_endpoint="jobs/no_failure")
+
+
+@no_failure.handler_for("start", is_start=True)
+def dispatch_plain(initial_data, actions):
+    actions.dispatch_task("echo", {"n": 1}, {"success": "finished"}, timeout_seconds=initial_data.get("timeout"))
+
+
+native = StateMachineBlueprint("native", api_version="v1", api_endpoint="jobs/native")
+
+
+@native.handler_for("start", is_start=True)
+def dispatch_native(initial_data, actions):
+    actions.dispatch_task(
+        "double", {"value": initial_data.get("value", 1)}, {"success": "finished", "failure": "failed"}
+    )
+
+
+def double(params, attempt):
+    """A native task type: runs as a Celery task, no HTTP worker involved."""
+    if params["value"] < 0:
+        from avtomatika.worker.errors import InvalidInputError
+
+        raise InvalidInputError("value must not be negative")
+    return {"doubled": params["value"] * 2, "attempt": attempt}
+
+
+ALL = (linear, conditional, store_blueprint, flaky, no_action, slow, looping, tasks, no_failure, native)
 
 
 def build_engine(storage=None, config=None) -> OrchestratorEngine:
     """An engine with every test blueprint; clients A and B plus an admin come from CLIENTS_CONFIG_PATH."""
     config = config or Config()
     config.JOB_RETRY_BASE_SECONDS = 0.05
+    config.TASK_RETRY_BASE_SECONDS = 0.05
     config.MAX_TRANSITIONS_PER_JOB = 50
     built = OrchestratorEngine(storage or MemoryStorage(), config)
     for blueprint in ALL:
         built.register_blueprint(blueprint)
+    built.task_type("double")(double)
     return built
 
 

@@ -36,7 +36,5 @@ class Graph(MethodView):
         binary = shutil.which("dot")
         if binary is None:
             abort_json(501, "SVG rendering needs the graphviz binary 'dot', which is not installed")
-        svg = subprocess.run(
-            [binary, "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20, check=True
-        )
+        svg = subprocess.run([binary, "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20, check=True)
         return Response(svg.stdout, mimetype="image/svg+xml")

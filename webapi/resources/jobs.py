@@ -20,9 +20,7 @@ from ..payload import json_object
 
 blp = Blueprint("jobs", __name__, description="Jobs of the calling client (X-Avtomatika-Token)")
 
-ENVELOPE_KEYS = frozenset(
-    {"initial_data", "webhook_url", "dispatch_timeout", "result_timeout", "idempotency_key"}
-)
+ENVELOPE_KEYS = frozenset({"initial_data", "webhook_url", "dispatch_timeout", "result_timeout", "idempotency_key"})
 MAX_IDEMPOTENCY_KEY = 200
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _ACCEPTED = {
@@ -56,12 +54,7 @@ def _parse_create_body(body: dict[str, Any]) -> dict[str, Any]:
     webhook = body.get("webhook_url")
     if webhook is not None:
         parsed = urlparse(webhook) if isinstance(webhook, str) else None
-        if (
-            parsed is None
-            or parsed.scheme not in ("http", "https")
-            or not parsed.netloc
-            or len(webhook) > 2048
-        ):
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc or len(webhook) > 2048:
             abort_json(400, "webhook_url must be an http(s) URL", {"webhook_url": str(webhook)[:100]})
     key = body.get("idempotency_key")
     if key is not None and not isinstance(key, str):
@@ -130,4 +123,7 @@ def load_visible_job(job_id: str) -> dict[str, Any]:
 class JobView(MethodView):
     def get(self, job_id: str) -> Any:
         """The job: status, state, data, errors, timestamps (never tokens or headers)."""
-        return job_view(load_visible_job(job_id))
+        job = load_visible_job(job_id)
+        task = job.get("task") or {}
+        lease = engine().storage.get_lease(task["task_id"]) if task.get("task_id") else None
+        return job_view(job, lease.worker_id if lease else None)
