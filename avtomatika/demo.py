@@ -32,6 +32,7 @@ def _call(base: str, token: str, method: str, path: str, body: Any = None) -> An
 async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
     """Start the demo engine, create jobs over HTTP, show progress, print final states; 0 when all ended."""
     from blueprints.demo import engine
+    from blueprints.demo_worker import worker
 
     engine.config.API_HOST = "127.0.0.1"
     engine.config.API_PORT = 0
@@ -40,7 +41,11 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
         base = f"http://127.0.0.1:{engine._runner.port if engine._runner else 0}"
         token = engine.config.CLIENT_TOKEN
         loop = asyncio.get_running_loop()
-        print(f"Avtomatika demo: API on {base} (embedded mode, no servers needed)", file=out)
+        mode = "Redis mode" if engine.redis_url else "embedded mode, no servers needed"
+        print(f"Avtomatika demo: API on {base} ({mode})", file=out)
+        worker.configure_connection(orchestrator_urls=[base], token=engine.config.GLOBAL_WORKER_TOKEN)
+        await worker.start()
+        print(f"  HTTP worker {worker.worker_id} serves {', '.join(worker.task_types)}", file=out)
         jobs: dict[str, str] = {}
         for path, body in DEMO_JOBS:
             answer = await loop.run_in_executor(None, _call, base, token, "POST", path, body)
@@ -67,4 +72,5 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
         print("demo complete" if ended else "demo timed out", file=out)
         return 0 if ended else 1
     finally:
+        await worker.stop()
         await engine.stop()

@@ -33,3 +33,4 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # "No hostname was supplied" for memory://

@@ -3,8 +3,6 @@
 It is also a normal application module: `AVTOMATIKA_APP=blueprints.demo:engine` loads it in every role.
 """
 
-import asyncio
-
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.storage import MemoryStorage
@@ -28,11 +26,15 @@ def received(initial_data, state_history, actions):
 
 
 @video.handler_for("transcode")
-async def transcode(initial_data, state_history, actions):
+def transcode(initial_data, state_history, actions):
+    """Delegates the heavy work to an HTTP worker (blueprints/demo_worker.py serves `transcode_video`)."""
     state_history["steps"].append("transcode")
-    await asyncio.sleep(0.3)  # stands in for real work, so the demo shows progress
-    state_history["output_path"] = f"/videos/{initial_data['name']}.mp4"
-    actions.transition_to("review")
+    actions.dispatch_task(
+        task_type="transcode_video",
+        params={"name": initial_data["name"], "duration": initial_data["duration"]},
+        transitions={"success": "review", "failure": "rejected"},
+        timeout_seconds=60,
+    )
 
 
 @video.handler_for("review").when("context.initial_data.duration > 600")

@@ -82,4 +82,6 @@ def test_demo_command_exits_zero():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo complete" in result.stdout
     assert result.stdout.count('"status": "finished"') == 6
-    assert "transcode" in result.stdout  # progress lines show intermediate states
+    assert "waiting_for_worker at transcode" in result.stdout  # progress lines show intermediate states
+    assert "HTTP worker demo-transcoder serves transcode_video" in result.stdout
+    assert '"output_path": "/videos/holiday.mp4"' in result.stdout  # the SDK worker's result
