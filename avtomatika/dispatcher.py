@@ -7,6 +7,7 @@ waiting task (highest priority, then oldest), so a polling capable worker is nev
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from .tasks import Claim, capabilities, eligible, requirements
 
 logger = logging.getLogger(__name__)
 
+WAKE_BATCH = 32
 STRATEGIES = ("default", "round_robin", "least_connections", "cheapest", "best_value")
 
 
@@ -63,17 +65,22 @@ class Dispatcher:
         return 2.0 * self.config.WORKER_HEALTH_CHECK_INTERVAL_SECONDS
 
     def wake_for(self, task_type: str, req: dict[str, Any] | None, strategy: str, exclude: str = "") -> str | None:
-        """Wake the preferred idle eligible worker polling for `task_type`; returns its id (or None)."""
+        """Wake the preferred idle eligible worker polling for `task_type`; returns its id (or None).
+
+        Pollers are looked at in random batches of `WAKE_BATCH`, so a dispatch costs the same with 20 or
+        2,000 idle workers; the strategy chooses within the first batch that has an eligible worker.
+        """
         ids = [w for w in self.storage.pollers(task_type, time.time()) if w != exclude]
-        if not ids:
-            return None
-        records = self.storage.get_workers(ids)
-        candidates = [r for r in records if r is not None and eligible(req, capabilities(r))]
-        if not candidates:
-            return None
-        chosen = self.choose(candidates, strategy, task_type)
-        self.storage.wake(chosen)
-        return chosen
+        random.shuffle(ids)
+        for start in range(0, len(ids), WAKE_BATCH):
+            batch = ids[start : start + WAKE_BATCH]
+            records = self.storage.get_workers(batch)
+            candidates = [r for r in records if r is not None and eligible(req, capabilities(r))]
+            if candidates:
+                chosen = self.choose(candidates, strategy, task_type)
+                self.storage.wake(chosen)
+                return chosen
+        return None
 
     def choose(self, workers: list[dict[str, Any]], strategy: str, task_type: str) -> str:
         """The id of the worker `strategy` prefers among `workers` (all idle and eligible)."""

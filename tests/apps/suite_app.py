@@ -131,6 +131,14 @@ def dispatch_native(initial_data, actions):
     )
 
 
+crash = StateMachineBlueprint("crash", api_version="v1", api_endpoint="jobs/crash")
+
+
+@crash.handler_for("start", is_start=True)
+def dispatch_crash(initial_data, actions):
+    actions.dispatch_task("crash-echo", {"log": initial_data["log"]}, {"success": "finished"}, timeout_seconds=120)
+
+
 def double(params, attempt):
     """A native task type: runs as a Celery task, no HTTP worker involved."""
     if params["value"] < 0:
@@ -140,7 +148,7 @@ def double(params, attempt):
     return {"doubled": params["value"] * 2, "attempt": attempt}
 
 
-ALL = (linear, conditional, store_blueprint, flaky, no_action, slow, looping, tasks, no_failure, native)
+ALL = (linear, conditional, store_blueprint, flaky, no_action, slow, looping, tasks, no_failure, native, crash)
 
 
 def build_engine(storage=None, config=None) -> OrchestratorEngine:
