@@ -43,6 +43,9 @@ class StepScheduler(Protocol):
     ) -> None:
         """Schedule one step message."""
 
+    def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
+        """Send a native task type's Celery task (queue `avtomatika.tasks.<type>`)."""
+
 
 @dataclass
 class InlineScheduler:

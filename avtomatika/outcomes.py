@@ -34,7 +34,7 @@ class Outcome:
 
 def retry_delay(attempt: int, base: float) -> float:
     """Exponential backoff with jitter: attempt 1 waits 0.5–1 × base, then doubling, capped at 60 × base."""
-    return min(base * 2 ** (attempt - 1), 60 * base) * random.uniform(0.5, 1.0)
+    return float(min(base * 2 ** (attempt - 1), 60 * base) * random.uniform(0.5, 1.0))
 
 
 def _move(job: Job, blueprint: StateMachineBlueprint, target: str) -> Outcome | None:

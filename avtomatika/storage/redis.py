@@ -36,12 +36,11 @@ def sync_client(source: Any, **overrides: Any) -> Any:
     options: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 5, "max_connections": 4096}
     options.update(overrides)
     if isinstance(source, str):
-        pool = redis.BlockingConnectionPool.from_url(source, timeout=30, **options)
-        return redis.Redis(connection_pool=pool)
-    pool = getattr(source, "connection_pool", None)
-    if pool is None:
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(source, timeout=30, **options))
+    given = getattr(source, "connection_pool", None)
+    if given is None:
         raise ConfigError(f"RedisStorage needs a URL or a redis client, got {source!r}")
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _CONNECTION_SETTINGS}
+    kwargs = {k: v for k, v in given.connection_kwargs.items() if k in _CONNECTION_SETTINGS}
     if "path" in kwargs:
         kwargs.pop("host", None)
         kwargs.pop("port", None)
