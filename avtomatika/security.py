@@ -16,7 +16,7 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "default"
-_CLIENT_KEYS = {"token", "plan", "monthly_attempts", "role"}
+_CLIENT_KEYS = {"token", "plan", "monthly_attempts", "role", "rate_limit"}
 
 
 def hash_token(token: str) -> str:
@@ -34,6 +34,7 @@ class Client:
     monthly_attempts: int | None = None
     is_admin: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    rate_limit: str | None = None
 
     def public(self) -> ClientConfig:
         """What handlers see of the client (never the token hash)."""
@@ -48,6 +49,21 @@ def _load_toml(path: str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} file {path}: not found", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} file {path}: malformed TOML: {exc}", path=path) from None
+
+
+def _rate_limit(value: Any, where: str, path: str, table: str) -> str | None:
+    """A rate limit string such as "100/second" or "10 per minute", checked when the file is read."""
+    if value is None:
+        return None
+    try:
+        import limits
+
+        limits.parse(value)
+    except (ImportError, ValueError, TypeError):
+        raise ConfigError(
+            f"{where}, field 'rate_limit': expected e.g. '100/second' or '1000 per minute'", path=path, table=table
+        ) from None
+    return str(value)
 
 
 def load_clients(path: str) -> list[Client]:
@@ -74,8 +90,9 @@ def load_clients(path: str) -> list[Client]:
         role = table.get("role", "client")
         if role not in ("client", "admin"):
             raise ConfigError(f"{where}, field 'role': must be 'client' or 'admin'", path=path, table=name)
+        rate_limit = _rate_limit(table.get("rate_limit"), where, path, name)
         params = {k: v for k, v in table.items() if k not in _CLIENT_KEYS}
-        clients.append(Client(name, hash_token(token), plan, attempts, role == "admin", params))
+        clients.append(Client(name, hash_token(token), plan, attempts, role == "admin", params, rate_limit))
     return clients
 
 

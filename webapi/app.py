@@ -14,6 +14,7 @@ from avtomatika.security import ClientRegistry
 
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
+from .ratelimit import RateLimits
 from .resources import admin, blueprints, jobs, public, workers
 from .schemas import Heartbeat, Register, ResultBody
 
@@ -44,6 +45,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["avtomatika.engine"] = engine
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
+    app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     api = Api(app)
     api.register_blueprint(public.blp)
     api.register_blueprint(jobs.blp)

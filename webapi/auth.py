@@ -7,6 +7,7 @@ from flask import current_app, g, request
 from avtomatika.security import Client, ClientRegistry
 
 from .errors import abort_json
+from .ratelimit import rate_limits
 
 CLIENT_HEADER = "X-Avtomatika-Token"
 
@@ -28,6 +29,7 @@ def authenticate_client() -> None:
     if client is None:
         abort_json(401, "invalid client token")
     g.client = client
+    rate_limits().hit("client", client.client_id, client.rate_limit)
 
 
 def current_client() -> Client:

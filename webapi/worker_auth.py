@@ -7,6 +7,7 @@ from flask import request
 from avtomatika.security import hash_token, worker_token_matches
 
 from .errors import abort_json
+from .ratelimit import rate_limits
 from .resources.jobs import engine
 
 WORKER_HEADER = "X-Worker-Token"
@@ -20,6 +21,7 @@ def authenticate_worker(worker_id: str) -> None:
     current = engine()
     storage = current.storage
     if worker_token_matches(token, storage.worker_token_hash(worker_id), current.config.GLOBAL_WORKER_TOKEN):
+        rate_limits().hit("worker", worker_id)
         return
     owner = storage.worker_token_owner(hash_token(token))
     if owner is not None and owner != worker_id:

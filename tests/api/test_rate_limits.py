@@ -1,0 +1,53 @@
+"""Rate limits per client and per worker identity: 429 with Retry-After, other identities unaffected."""
+
+from __future__ import annotations
+
+from avtomatika.config import Config
+from avtomatika.runner import EmbeddedRunner
+
+from tests.apps import suite_app
+from tests.services import GLOBAL_WORKER_TOKEN, ROOT
+from tests.workers.http_worker import HttpWorker, unique
+
+
+def test_client_over_its_limit_gets_429_with_retry_after(orchestrator):
+    with orchestrator.client("limited-token") as http:
+        answers = [http.get(f"/api/v1/jobs/{unique('x')}") for _ in range(4)]
+    # The limit is per identity and the fixture is shared: earlier runs may have used some of the budget.
+    assert 429 in [a.status_code for a in answers]
+    limited = next(a for a in answers if a.status_code == 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["error"].startswith("rate limit of 3 per 1 minute exceeded")
+    with orchestrator.client(suite_app.CLIENT_B) as http:  # another client is not affected
+        assert http.get(f"/api/v1/jobs/{unique('x')}").status_code == 404
+
+
+def test_worker_limit_is_per_worker_identity():
+    config = Config(
+        {
+            "CLIENTS_CONFIG_PATH": str(ROOT / "tests/apps/clients.toml"),
+            "GLOBAL_WORKER_TOKEN": GLOBAL_WORKER_TOKEN,
+            "RATE_LIMIT_WORKER": "5 per minute",
+        }
+    )
+    config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "r" * 32
+    runner = EmbeddedRunner(suite_app.build_engine(config=config))
+    runner.start()
+    try:
+        base = f"http://127.0.0.1:{runner.port}"
+        busy, calm = HttpWorker(base), HttpWorker(base)
+        assert busy.register().status_code == 200
+        codes = [busy.heartbeat().status_code for _ in range(5)]
+        assert codes == [200, 200, 200, 200, 429]
+        assert calm.register().status_code == 200 and calm.heartbeat().status_code == 200
+        busy.close()
+        calm.close()
+    finally:
+        runner.stop()
+
+
+def test_defaults_do_not_throttle_a_well_behaved_worker(orchestrator):
+    worker = HttpWorker(orchestrator.base)
+    assert worker.register().status_code == 200
+    assert all(worker.heartbeat().status_code == 200 for _ in range(30))
+    worker.close()
