@@ -316,7 +316,7 @@ class OrchestratorCore:
             changes.after.append(lambda: self.scheduler.run_native_task(job["id"], task_id, task_type, params))
         else:
             entry = QueueEntry(task_type, task_id, job["id"], task["priority"], task["timeout"], task["requirements"])
-            task["member"] = entry.member
+            task["member"], task["queue"] = entry.member, entry.queue
             changes.enqueue = entry
             req, strategy = task["requirements"], task["strategy"]
             changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))

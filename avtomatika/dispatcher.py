@@ -23,6 +23,16 @@ WAKE_BATCH = 32
 STRATEGIES = ("default", "round_robin", "least_connections", "cheapest", "best_value")
 
 
+def poll_worker(poll: str) -> str:
+    """The worker id of a long-poll id (`worker_id|poll_id`)."""
+    return poll.partition("|")[0]
+
+
+def accepts_work(worker: dict[str, Any]) -> bool:
+    """A worker that reported itself draining or offline is not given new tasks."""
+    return worker.get("status") not in ("draining", "offline")
+
+
 def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, Any]:
     """The task record a `dispatch_task` action puts into the job (attempt 1)."""
     strategy = action.get("dispatch_strategy") or "default"
@@ -65,26 +75,32 @@ class Dispatcher:
         return 2.0 * self.config.WORKER_HEALTH_CHECK_INTERVAL_SECONDS
 
     def wake_for(self, task_type: str, req: dict[str, Any] | None, strategy: str, exclude: str = "") -> str | None:
-        """Wake the preferred idle eligible worker polling for `task_type`; returns its id (or None).
+        """Wake one open long-poll of the preferred idle eligible worker for `task_type`; returns the poll.
 
-        Pollers are looked at in random batches of `WAKE_BATCH`, so a dispatch costs the same with 20 or
-        2,000 idle workers; the strategy chooses within the first batch that has an eligible worker.
+        Polls are `worker_id|poll_id` (a worker with several slots has several). They are looked at in
+        random batches of `WAKE_BATCH`, so a dispatch costs the same with 20 or 2,000 idle polls; the
+        strategy chooses within the first batch that has an eligible worker.
         """
-        ids = [w for w in self.storage.pollers(task_type, time.time()) if w != exclude]
-        random.shuffle(ids)
-        for start in range(0, len(ids), WAKE_BATCH):
-            batch = ids[start : start + WAKE_BATCH]
-            records = self.storage.get_workers(batch)
-            candidates = [r for r in records if r is not None and eligible(req, capabilities(r))]
+        polls = [p for p in self.storage.pollers(task_type, time.time()) if poll_worker(p) != exclude]
+        random.shuffle(polls)
+        for start in range(0, len(polls), WAKE_BATCH):
+            batch = polls[start : start + WAKE_BATCH]
+            records = self.storage.get_workers([poll_worker(p) for p in batch])
+            candidates = {
+                r["worker_id"]: poll
+                for poll, r in zip(batch, records, strict=True)
+                if r is not None and eligible(req, capabilities(r)) and accepts_work(r)
+            }
             if candidates:
-                chosen = self.choose(candidates, strategy, task_type)
-                self.storage.wake(chosen)
-                return chosen
+                workers = [r for r in records if r is not None and r["worker_id"] in candidates]
+                poll = candidates[self.choose(workers, strategy, task_type)]
+                self.storage.wake(poll)
+                return poll
         return None
 
     def choose(self, workers: list[dict[str, Any]], strategy: str, task_type: str) -> str:
         """The id of the worker `strategy` prefers among `workers` (all idle and eligible)."""
-        by_id = sorted(workers, key=lambda w: w["worker_id"])
+        by_id = sorted({w["worker_id"]: w for w in workers}.values(), key=lambda w: w["worker_id"])
 
         def cost(worker: dict[str, Any]) -> float:
             return float(worker.get("cost_per_second") or 0.0)
@@ -104,7 +120,15 @@ class Dispatcher:
         return str(min(by_id, key=lambda w: (task_type not in (w.get("hot_cache") or []), cost(w)))["worker_id"])
 
     def claim(self, worker: dict[str, Any]) -> Claim | None:
-        """Take the best waiting task this worker may run (creates its lease)."""
+        """Take the best waiting task this worker may run (creates its lease).
+
+        Nothing for a draining or offline worker, nor for one already holding `max_concurrent_tasks`.
+        """
+        if not accepts_work(worker):
+            return None
+        limit = (worker.get("resources") or {}).get("max_concurrent_tasks")
+        if limit and self.storage.active_tasks([worker["worker_id"]])[0] >= limit:
+            return None
         return self.storage.claim_task(
             worker["worker_id"],
             list(worker.get("supported_tasks") or []),

@@ -113,6 +113,21 @@ class OrchestratorEngine:
         return storage.url if isinstance(storage, RedisStorage) else ""
 
     @property
+    def queue_suffix(self) -> str:
+        """"" in Redis mode; a per-engine suffix in the embedded default, because kombu's memory transport
+        shares its queues between every Celery app of a process (two embedded engines would eat each
+        other's step messages)."""
+        return "" if self.redis_url else f"@{id(self):x}"
+
+    def step_queue(self) -> str:
+        """The Celery queue of `avtomatika.step` messages."""
+        return "avtomatika.steps" + self.queue_suffix
+
+    def native_queue(self, task_type: str) -> str:
+        """The Celery queue of a native task type (`avtomatika.tasks.<type>` in Redis mode)."""
+        return f"avtomatika.tasks.{task_type}{self.queue_suffix}"
+
+    @property
     def celery(self) -> Any:
         """The Celery application of this engine (built on first use)."""
         with self._lock:

@@ -17,11 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
-def native_queue(task_type: str) -> str:
-    """The Celery queue a native task type's tasks go to."""
-    return f"avtomatika.tasks.{task_type}"
-
-
 def run_native_task(
     engine: OrchestratorEngine, job_id: str, task_id: str, task_type: str, params: dict[str, Any]
 ) -> str:

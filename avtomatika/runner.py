@@ -7,7 +7,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .native import native_queue
 from .security import check_production_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +61,7 @@ class EmbeddedRunner:
             without_mingle=True,
             without_gossip=True,
             hostname=f"embedded-{id(self)}@localhost",
-            queues=["avtomatika.steps", *(native_queue(t) for t in self.engine.native_tasks)],
+            queues=[self.engine.step_queue(), *(self.engine.native_queue(t) for t in self.engine.native_tasks)],
         )
         self._spawn("avtomatika-celery", self._worker.start)
         # The bare WorkController sends no worker_ready signal: wait until its task consumer exists.

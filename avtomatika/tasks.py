@@ -6,6 +6,7 @@ queue entry and the lease are indexes beside it, changed in the same atomic oper
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -29,8 +30,17 @@ class QueueEntry:
     @property
     def member(self) -> str:
         """The sorted-set member; the zero-padded `seq` (dispatch time in ns) keeps equal priorities FIFO."""
-        req = json.dumps(self.requirements, separators=(",", ":")) if self.requirements else ""
-        return f"{self.seq:020d}|{self.task_id}|{self.job_id}|{self.timeout:g}|{req}"
+        return f"{self.seq:020d}|{self.task_id}|{self.job_id}|{self.timeout:g}"
+
+    @property
+    def queue(self) -> str:
+        """The queue of this task's type and requirement class (see `queue_name`)."""
+        return queue_name(self.task_type, self.requirements)
+
+    @property
+    def requirements_json(self) -> str:
+        """The requirements as stored beside the queue ("" for none)."""
+        return requirements_json(self.requirements)
 
     @property
     def score(self) -> float:
@@ -65,7 +75,7 @@ class JobChanges:
     """Index changes committed atomically with a job record.
 
     - `enqueue`: put a task in its queue.
-    - `withdraw`: remove the job's queued task (`require_withdraw`: abort the commit if it was already claimed).
+    - `withdraw`: (queue, member) remove the job's queued task (`require_withdraw`: abort the commit if it was already claimed).
     - `lease_check`: (task_id, worker_id) must hold the lease, or the commit is refused with "lease".
     - `end_lease`: (task_id, answer) delete the lease and remember the answer for repeats of the result.
     - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).
@@ -125,7 +135,23 @@ def eligible(req: dict[str, Any] | None, caps: dict[str, Any]) -> bool:
     return not ("max_cost" in req and caps["cost"] > req["max_cost"])
 
 
-def parse_member(member: str) -> tuple[str, str, float, dict[str, Any] | None]:
-    """(task_id, job_id, timeout, requirements) of a queue member."""
-    _, task_id, job_id, timeout, req = member.split("|", 4)
-    return task_id, job_id, float(timeout), (json.loads(req) if req else None)
+def requirements_json(req: dict[str, Any] | None) -> str:
+    """Canonical JSON of normalised requirements ("" for none)."""
+    return json.dumps(req, sort_keys=True, separators=(",", ":")) if req else ""
+
+
+def queue_name(task_type: str, req: dict[str, Any] | None) -> str:
+    """One queue per task type and requirement class: `type` for tasks anyone may run, `type#<hash>` else.
+
+    Eligibility is decided once per class, so a poll looks at the head of each class queue and an eligible
+    task is never hidden behind any number of tasks this worker cannot run.
+    """
+    if not req:
+        return task_type
+    return f"{task_type}#{hashlib.sha1(requirements_json(req).encode()).hexdigest()[:16]}"
+
+
+def parse_member(member: str) -> tuple[str, str, float]:
+    """(task_id, job_id, timeout) of a queue member."""
+    _, task_id, job_id, timeout = member.split("|", 3)
+    return task_id, job_id, float(timeout)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from celery import Celery
+from kombu import Queue
 from celery.signals import worker_process_init
 
 from avtomatika import aio
 
 logger = logging.getLogger(__name__)
-
-STEP_QUEUE = "avtomatika.steps"
 
 
 def celery_settings(engine: Any) -> dict[str, Any]:
@@ -23,7 +23,9 @@ def celery_settings(engine: Any) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_default_queue": STEP_QUEUE,
+        "task_default_queue": engine.step_queue(),
+        # A worker started without -Q consumes the step queue and every native task type's queue.
+        "task_queues": [Queue(engine.step_queue()), *(Queue(engine.native_queue(t)) for t in engine.native_tasks)],
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -61,23 +63,34 @@ def celery_settings(engine: Any) -> dict[str, Any]:
     return settings
 
 
+# Celery's worker optimisations keep ONE task registry per process (the last worker started), so with
+# several embedded engines in one process a step may run through another engine's task function. Messages
+# therefore name their engine (its queue suffix, "" in Redis mode) and the task looks it up here.
+_engines: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+def _engine_for(key: str, fallback: Any) -> Any:
+    return _engines.get(key, fallback) if key else fallback
+
+
 def create_celery(engine: Any) -> Celery:
     """A Celery app bound to `engine`, with `avtomatika.step` and `avtomatika.sweep` registered."""
     app = Celery("avtomatika", set_as_current=False)
     app.conf.update(celery_settings(engine))
     app.avtomatika_engine = engine
+    _engines[engine.queue_suffix] = engine
 
     @app.task(name="avtomatika.step", ignore_result=True, shared=False)
-    def step(job_id: str, seq: int, blueprint: str = "", state: str = "") -> str:
+    def step(job_id: str, seq: int, blueprint: str = "", state: str = "", engine_key: str = "") -> str:
         """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
-        return str(engine.run_step(job_id, seq))
+        return str(_engine_for(engine_key, engine).run_step(job_id, seq))
 
     @app.task(name="avtomatika.native", ignore_result=True, shared=False)
-    def native(job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
+    def native(job_id: str, task_id: str, task_type: str, params: dict[str, Any], engine_key: str = "") -> str:
         """Run a native task type's function; its outcome goes through the worker result path."""
         from avtomatika.native import run_native_task
 
-        return run_native_task(engine, job_id, task_id, task_type, params)
+        return run_native_task(_engine_for(engine_key, engine), job_id, task_id, task_type, params)
 
     @app.task(name="avtomatika.sweep", ignore_result=True, shared=False)
     def sweep() -> int:
@@ -94,22 +107,30 @@ class CeleryStepScheduler:
 
     def __init__(self, app: Celery) -> None:
         self.app = app
+        engine = app.avtomatika_engine
+        self.step_queue = engine.step_queue()
+        self.engine_key = engine.queue_suffix
+        self.native_queue = engine.native_queue
         self.task = app.tasks["avtomatika.step"]
         self.native = app.tasks["avtomatika.native"]
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
-        from avtomatika.native import native_queue
+        self.native.apply_async(
+            args=(job_id, task_id, task_type, params),
+            kwargs={"engine_key": self.engine_key} if self.engine_key else None,
+            queue=self.native_queue(task_type),
+        )
 
-        self.native.apply_async(args=(job_id, task_id, task_type, params), queue=native_queue(task_type))
-
-    def schedule_step(
-        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
-    ) -> None:
+    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
         self.task.apply_async(
             args=(job_id, seq),
-            kwargs={"blueprint": blueprint, "state": state},
+            kwargs={
+                "blueprint": blueprint,
+                "state": state,
+                **({"engine_key": self.engine_key} if self.engine_key else {}),
+            },
             countdown=delay if delay > 0 else None,
-            queue=STEP_QUEUE,
+            queue=self.step_queue,
         )
 
 

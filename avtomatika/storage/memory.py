@@ -23,6 +23,7 @@ class MemoryStorage(StorageBackend):
         self._locks: dict[str, tuple[str, float]] = {}
         self._watch: dict[str, float] = {}
         self._queues: dict[str, dict[str, float]] = defaultdict(dict)
+        self._classes: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self._leases: dict[str, Lease] = {}
         self._lease_expiry: dict[str, float] = {}
         self._answers: dict[str, tuple[str, str]] = {}
@@ -138,7 +139,9 @@ class MemoryStorage(StorageBackend):
             self._cancels[worker_id].add(task_id)
             self._commands[worker_id].append({"command": "cancel_task", "task_id": task_id, "job_id": job_id})
         if changes.enqueue is not None:
-            self._queues[changes.enqueue.task_type][changes.enqueue.member] = changes.enqueue.score
+            entry = changes.enqueue
+            self._queues[entry.queue][entry.member] = entry.score
+            self._classes[entry.task_type][entry.queue] = entry.requirements
         if changes.native_lease is not None:
             lease = changes.native_lease
             self._leases[lease.task_id] = lease
@@ -159,19 +162,20 @@ class MemoryStorage(StorageBackend):
         self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
     ) -> Claim | None:
         with self._lock:
-            best: tuple[float, str, str] | None = None
+            best: tuple[float, str, str, str] | None = None
             for task_type in task_types:
-                for member, score in sorted(self._queues.get(task_type, {}).items(), key=lambda i: (i[1], i[0])):
-                    if best is not None and (score, member) > (best[0], best[1]):
-                        break
-                    if eligible(parse_member(member)[3], caps):
-                        best = (score, member, task_type)
-                        break
+                for queue, req in self._classes.get(task_type, {}).items():
+                    entries = self._queues.get(queue)
+                    if not entries or not eligible(req, caps):
+                        continue
+                    member, score = min(entries.items(), key=lambda i: (i[1], i[0]))
+                    if best is None or (score, member) < (best[0], best[1]):
+                        best = (score, member, queue, task_type)
             if best is None:
                 return None
-            _, member, task_type = best
-            del self._queues[task_type][member]
-            task_id, job_id, timeout, _ = parse_member(member)
+            _, member, queue, task_type = best
+            del self._queues[queue][member]
+            task_id, job_id, timeout = parse_member(member)
             deadline = now + timeout
             self._leases[task_id] = Lease(task_id, job_id, worker_id, deadline, task_type)
             self._lease_expiry[task_id] = min(deadline, now + worker_ttl)
@@ -198,11 +202,11 @@ class MemoryStorage(StorageBackend):
 
     def queue_length(self, task_type: str) -> int:
         with self._lock:
-            return len(self._queues.get(task_type, {}))
+            return sum(len(self._queues.get(queue, {})) for queue in self._classes.get(task_type, {}))
 
     def queue_types(self) -> list[str]:
         with self._lock:
-            return list(self._queues)
+            return sorted(self._classes)
 
     # -- workers ------------------------------------------------------------------------------------------
 
@@ -352,7 +356,7 @@ class MemoryStorage(StorageBackend):
     def flush(self) -> None:
         with self._lock:
             for table in (
-                self._jobs, self._idempotency, self._locks, self._watch, self._queues, self._leases,
+                self._jobs, self._idempotency, self._locks, self._watch, self._queues, self._classes, self._leases,
                 self._lease_expiry, self._answers, self._workers, self._cancels, self._pollers, self._wakes,
                 self._commands, self._ws, self._tokens, self._counters,
             ):

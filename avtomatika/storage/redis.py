@@ -176,7 +176,7 @@ class RedisStorage(StorageBackend):
             data["cancel_notice"] = list(changes.cancel_notice)
         if changes.enqueue:
             entry = changes.enqueue
-            data["enqueue"] = [entry.task_type, repr(entry.score), entry.member]
+            data["enqueue"] = [entry.queue, repr(entry.score), entry.member, entry.task_type, entry.requirements_json]
         if changes.native_lease:
             lease = changes.native_lease
             data["native_lease"] = [lease.task_id, lease.job_id, lease.worker_id, repr(lease.deadline), lease.task_type]
@@ -251,7 +251,11 @@ class RedisStorage(StorageBackend):
         return answer if holder == worker_id else None
 
     def queue_length(self, task_type: str) -> int:
-        return int(self.client.zcard(self.key("queue", task_type)))
+        queues = [_text(q) for q in self.client.hkeys(self.key("classes", task_type))]
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self.key("queue", queue))
+        return sum(int(n) for n in pipe.execute())
 
     def queue_types(self) -> list[str]:
         return sorted(_text(t) for t in self.client.smembers(self.key("queues")))

@@ -49,8 +49,10 @@ if ch.cancel_notice then
   redis.call('EXPIRE', p .. ':wscmd:' .. worker, 3600)
 end
 if ch.enqueue then
+  -- [queue, score, member, task type, requirements JSON]
   redis.call('ZADD', p .. ':queue:' .. ch.enqueue[1], ch.enqueue[2], ch.enqueue[3])
-  redis.call('SADD', p .. ':queues', ch.enqueue[1])
+  redis.call('HSET', p .. ':classes:' .. ch.enqueue[4], ch.enqueue[1], ch.enqueue[5])
+  redis.call('SADD', p .. ':queues', ch.enqueue[4])
 end
 if ch.native_lease then
   local l = ch.native_lease
@@ -62,12 +64,13 @@ return 'ok'
 """
 
 # ARGV: prefix, worker id, now, worker ttl, capabilities JSON, task types...
+# Each task type has one queue per requirement class (hash `classes:<type>`: queue -> requirements JSON);
+# eligibility is checked once per class and only the head of each eligible class queue is compared.
 CLAIM_TASK = """
 local p, worker = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local caps = cjson.decode(ARGV[5])
-local function eligible(member)
-  local req = string.match(member, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+local function eligible(req)
   if req == nil or req == '' then return true end
   local r = cjson.decode(req)
   if r.gpu_model and not string.find(string.lower(caps.gpu_model), string.lower(r.gpu_model), 1, true) then
@@ -84,21 +87,25 @@ local function eligible(member)
   if r.max_cost and caps.cost > r.max_cost then return false end
   return true
 end
-local best_type, best_member, best_score
+local best_type, best_queue, best_member, best_score
 for i = 6, #ARGV do
-  local items = redis.call('ZRANGE', p .. ':queue:' .. ARGV[i], 0, 199, 'WITHSCORES')
-  for j = 1, #items, 2 do
-    local member, score = items[j], tonumber(items[j + 1])
-    if best_score and (score > best_score or (score == best_score and member > best_member)) then break end
-    if eligible(member) then
-      best_type, best_member, best_score = ARGV[i], member, score
-      break
+  local classes = redis.call('HGETALL', p .. ':classes:' .. ARGV[i])
+  for j = 1, #classes, 2 do
+    local queue, req = classes[j], classes[j + 1]
+    if eligible(req) then
+      local head = redis.call('ZRANGE', p .. ':queue:' .. queue, 0, 0, 'WITHSCORES')
+      if head[1] then
+        local member, score = head[1], tonumber(head[2])
+        if not best_score or score < best_score or (score == best_score and member < best_member) then
+          best_type, best_queue, best_member, best_score = ARGV[i], queue, member, score
+        end
+      end
     end
   end
 end
 if not best_member then return false end
-redis.call('ZREM', p .. ':queue:' .. best_type, best_member)
-local _, _, task, job, timeout = string.find(best_member, '^[^|]*|([^|]*)|([^|]*)|([^|]*)|')
+redis.call('ZREM', p .. ':queue:' .. best_queue, best_member)
+local _, _, task, job, timeout = string.find(best_member, '^[^|]*|([^|]*)|([^|]*)|([^|]*)$')
 local deadline = now + tonumber(timeout)
 redis.call('HSET', p .. ':lease:' .. task, 'job_id', job, 'worker_id', worker, 'deadline', deadline, 'type', best_type)
 redis.call('ZADD', p .. ':leases', math.min(deadline, now + ttl), task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 from flask import Response, current_app
@@ -109,14 +110,17 @@ class NextTask(MethodView):
         if worker is None:
             abort_json(404, "unknown worker: register first", {"worker_id": worker_id})
         types = list(worker.get("supported_tasks") or [])
+        poll = f"{worker_id}|{uuid.uuid4().hex[:12]}"
         deadline = time.time() + current.config.WORKER_POLL_TIMEOUT_SECONDS
+        # Registered as polling before the first claim: a task dispatched in between wakes this poll.
+        storage.set_poller(poll, types, deadline)
         try:
             while True:
                 claim = dispatcher.claim(worker)
                 if claim is not None:
                     payload = _task_payload(claim)
                     if payload is not None:
-                        storage.set_poller(worker_id, types, None)
+                        storage.set_poller(poll, types, None)
                         if storage.queue_length(claim.task_type):
                             dispatcher.wake_for(claim.task_type, None, "default", exclude=worker_id)
                         return payload
@@ -124,10 +128,10 @@ class NextTask(MethodView):
                 remaining = deadline - time.time()
                 if remaining <= 0:
                     return Response(status=204)
-                storage.set_poller(worker_id, types, deadline)
-                storage.wait_for_wake(worker_id, remaining)
+                if storage.wait_for_wake(poll, remaining):
+                    worker = storage.get_workers([worker_id])[0] or worker
         finally:
-            storage.set_poller(worker_id, types, None)
+            storage.set_poller(poll, types, None)
 
 
 def _task_payload(claim: Any) -> dict[str, Any] | None:
