@@ -83,6 +83,7 @@ class Config:
         self.RATE_LIMIT_WORKER: str = env.get("RATE_LIMIT_WORKER", "100/second")
         self.MAX_REQUEST_BYTES: int = _int(env, "MAX_REQUEST_BYTES", 1024 * 1024)
         self.IDEMPOTENCY_TTL_SECONDS: int = _int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+        self.CELERY_TASK_EVENTS: bool = _bool(env, "CELERY_TASK_EVENTS", False)
         self.CELERY_VISIBILITY_TIMEOUT: int = _int(env, "CELERY_VISIBILITY_TIMEOUT", 60)
         self.EMBEDDED_WORKER_CONCURRENCY: int = _int(env, "EMBEDDED_WORKER_CONCURRENCY", 4)
         self.AVTOMATIKA_ENV: str = env.get("AVTOMATIKA_ENV", "development")

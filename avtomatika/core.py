@@ -38,9 +38,7 @@ BURST_COMMIT_SECONDS = 0.05
 class StepScheduler(Protocol):
     """Sends `avtomatika.step(job_id, seq)` after `delay` seconds (Celery in production)."""
 
-    def schedule_step(
-        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
-    ) -> None:
+    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
         """Schedule one step message."""
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
@@ -53,9 +51,7 @@ class InlineScheduler:
 
     pending: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def schedule_step(
-        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = ""
-    ) -> None:
+    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
         self.pending.append((job_id, seq, delay))
 
     def drain(self, run_step: Callable[[str, int], str], limit: int = 10_000) -> int:
@@ -133,17 +129,31 @@ class OrchestratorCore:
         scoped_key = None
         if idempotency_key is not None:
             scoped_key = hashlib.sha256(f"{client.client_id}\0{idempotency_key}".encode()).hexdigest()
+        publish = self.step_message(job, 0)
         job_id = self.storage.create_job(
             job,
             idempotency_key=scoped_key,
             idempotency_ttl=self.config.IDEMPOTENCY_TTL_SECONDS,
             watch_until=job["created_at"] + self.config.STEP_STALL_SECONDS,
+            publish=publish,
         )
         if job_id != job["id"]:
             return job_id, False
         self.hooks.job_created(job)
-        self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
+        if publish is None:
+            self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
         return job_id, True
+
+    def step_message(self, job: Job, seq: int) -> tuple[str, str] | None:
+        """The broker message of an immediate step `(job, seq)` when storage can push it atomically with the
+        commit (Redis mode), else None and the step is scheduled after the commit."""
+        maker = getattr(self.scheduler, "step_message", None)
+        if maker is None:
+            return None
+        found: tuple[str, str] | None = maker(
+            job["id"], seq, blueprint=job["blueprint_name"], state=job["current_state"]
+        )
+        return found
 
     def get_job(self, job_id: str) -> Job | None:
         """The stored job record, or None."""
@@ -167,9 +177,7 @@ class OrchestratorCore:
         steps = 0
         while True:
             if blueprint is None:
-                move = self._fail(
-                    job, f"blueprint {job['blueprint_name']!r} is not registered on this engine"
-                )
+                move = self._fail(job, f"blueprint {job['blueprint_name']!r} is not registered on this engine")
             else:
                 move = self._advance(job, blueprint, events)
             steps += 1
@@ -180,10 +188,13 @@ class OrchestratorCore:
             ):
                 continue
             break
-        if self.commit(job, seq, move.changes, move.delay, events) != "ok":
+        changes = move.changes or JobChanges()
+        if move.kind == "continue" and JobStatus(job["status"]) in RUNNABLE:
+            changes.publish = self.step_message(job, seq + 1)
+        if self.commit(job, seq, changes, move.delay, events) != "ok":
             logger.info("step %s seq=%s lost a race; its result is discarded", job_id, seq)
             return "conflict"
-        if move.kind in ("continue", "retry") and not JobStatus(job["status"]).is_terminal:
+        if changes.publish is None and move.kind in ("continue", "retry") and not JobStatus(job["status"]).is_terminal:
             self.scheduler.schedule_step(
                 job_id, job["seq"], move.delay, blueprint=job["blueprint_name"], state=job["current_state"]
             )
@@ -242,9 +253,7 @@ class OrchestratorCore:
             due.append(task["dispatched_at"] + job["dispatch_timeout"])
         return min(due) if due else None
 
-    def _advance(
-        self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]
-    ) -> _Move:
+    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
         task = job.get("task")
         if job["status"] == JobStatus.AWAITING_RETRY.value and task and task.get("retry"):
@@ -350,9 +359,7 @@ class OrchestratorCore:
         set_status(job, JobStatus.FAILED)
         return _STOP
 
-    def _handler_failed(
-        self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]
-    ) -> _Move:
+    def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
         detail = traceback.format_exc()
         prefix = "" if isinstance(exc, HandlerError) else f"handler raised {type(exc).__name__}: "
         message = f"state {state!r}: {prefix}{exc}"

@@ -18,6 +18,11 @@ from .tasks import JobChanges
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 16
+# What an ended lease remembers when the orchestrator, not the worker, ended it: a later result of that
+# worker is then stale (409), not a repeat of an accepted result (200).
+LEASE_EXPIRED = "lease_expired"
+JOB_TIMED_OUT = "job_timed_out"
+NOT_A_RESULT = frozenset({LEASE_EXPIRED, JOB_TIMED_OUT})
 
 
 class TaskEvents:
@@ -31,9 +36,13 @@ class TaskEvents:
     # -- results ------------------------------------------------------------------------------------------
 
     def accept_result(
-        self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]
+        self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any], *, lease_expired: bool = False
     ) -> tuple[int, dict[str, Any]]:
-        """Apply a worker's result; returns (HTTP status, answer body) as SPEC §4 prescribes."""
+        """Apply a worker's result; returns (HTTP status, answer body) as SPEC §4 prescribes.
+
+        `lease_expired`: the result is the sweep's TRANSIENT_ERROR for an expired lease, so the worker's own
+        result arriving later must be refused as stale.
+        """
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
             if job is None:
@@ -46,13 +55,16 @@ class TaskEvents:
                 return 409, {"error": f"blueprint {job['blueprint_name']!r} is not registered here", "details": None}
             seq = job["seq"]
             outcome = apply_result(job, result, blueprint, self.config)
-            changes = JobChanges(lease_check=(task_id, worker_id), end_lease=(task_id, outcome.answer))
+            remembered = LEASE_EXPIRED if lease_expired else outcome.answer
+            changes = JobChanges(lease_check=(task_id, worker_id), end_lease=(task_id, remembered))
+            if outcome.next == "step" and JobStatus(job["status"]) in RUNNABLE:
+                changes.publish = self.core.step_message(job, seq + 1)
             verdict = self.core.commit(job, seq, changes, outcome.delay)
             if verdict == "lease":
                 return self._late(job, task_id, worker_id)
             if verdict != "ok":
                 continue
-            if outcome.next in ("step", "retry") and JobStatus(job["status"]) in RUNNABLE:
+            if changes.publish is None and outcome.next in ("step", "retry") and JobStatus(job["status"]) in RUNNABLE:
                 self.core.scheduler.schedule_step(
                     job_id, job["seq"], outcome.delay, blueprint=job["blueprint_name"], state=job["current_state"]
                 )
@@ -61,11 +73,9 @@ class TaskEvents:
 
     def _late(self, job: Job, task_id: str, worker_id: str) -> tuple[int, dict[str, Any]]:
         answer = self.storage.result_answer(task_id, worker_id)
-        if answer is not None:
+        if answer is not None and answer not in NOT_A_RESULT:
+            # The worker's own accepted result again, or the holder's result after a cancel (acknowledged).
             return 200, {"status": answer}
-        task = job.get("task") or {}
-        if job["status"] == JobStatus.CANCELLED.value and task.get("task_id") == task_id:
-            return 200, {"status": CANCELLED}
         return 409, {
             "error": "stale result: this worker does not hold the task's lease (it expired, moved or was never given)",
             "details": {"task_id": task_id, "job_status": job["status"]},
@@ -105,7 +115,7 @@ class TaskEvents:
             return changes, lease.worker_id
         if task.get("member"):
             # Only commit if the task is still queued: a worker that claimed it meanwhile must be told.
-            changes.withdraw = (task["task_type"], task["member"])
+            changes.withdraw = (task.get("queue", task["task_type"]), task["member"])
             changes.require_withdraw = True
         return changes, None
 
@@ -145,6 +155,7 @@ class TaskEvents:
                         "message": f"lease expired: worker {lease.worker_id} did not report in time",
                     },
                 },
+                lease_expired=True,
             )
             if status != 200:
                 self.storage.drop_lease(lease.task_id)
@@ -189,7 +200,7 @@ class TaskEvents:
     def _time_out(self, job: Job, message: str) -> int:
         """Fail the job; if anything changed meanwhile it stays due and the next sweep decides again."""
         seq = job["seq"]
-        changes, _ = self._release_task(job, "job_timed_out")
+        changes, _ = self._release_task(job, JOB_TIMED_OUT)
         job["error_message"] = message
         set_status(job, JobStatus.FAILED)
         return 1 if self.core.commit(job, seq, changes) == "ok" else 0

@@ -28,13 +28,19 @@ class EmbeddedRunner:
 
     def start(self) -> None:
         """Start the roles; returns once the HTTP server listens and the worker consumes."""
-        from werkzeug.serving import make_server
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class KeepAliveHandler(WSGIRequestHandler):
+            # HTTP/1.1 keep-alive: a new thread and TCP connection per request cost half the CPU of a job.
+            protocol_version = "HTTP/1.1"
 
         engine = self.engine
         check_production_tokens(engine.config)
         app = engine.wsgi_app()  # validates clients.toml/workers.toml before anything runs
         self._start_worker()
-        self._server = make_server(engine.config.API_HOST, engine.config.API_PORT, app, threaded=True)
+        self._server = make_server(
+            engine.config.API_HOST, engine.config.API_PORT, app, threaded=True, request_handler=KeepAliveHandler
+        )
         self.port = self._server.server_port
         self._spawn("avtomatika-http", self._server.serve_forever)
         self._spawn("avtomatika-sweep", self._sweep_loop)

@@ -80,6 +80,7 @@ class JobChanges:
     - `end_lease`: (task_id, answer) delete the lease and remember the answer for repeats of the result.
     - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).
     - `native_lease`: create a lease directly (native Celery task types, no queue).
+    - `publish`: (list key, message) push the next step's broker message (Redis mode), atomically with the job.
     """
 
     enqueue: QueueEntry | None = None
@@ -89,6 +90,7 @@ class JobChanges:
     end_lease: tuple[str, str] | None = None
     cancel_notice: tuple[str, str, str] | None = None
     native_lease: Lease | None = None
+    publish: tuple[str, str] | None = None
     after: list[Any] = field(default_factory=list)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
+
+from .messages import step_message
 from celery.signals import worker_process_init
 
 from avtomatika import aio
@@ -30,8 +32,10 @@ def celery_settings(engine: Any) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events feed Flower; they cost ~15-25 % of the CPU of a step, so they are opt-in
+        # (CELERY_TASK_EVENTS=true, or `celery worker -E` for the worker's own events).
+        "worker_send_task_events": config.CELERY_TASK_EVENTS,
+        "task_send_sent_event": config.CELERY_TASK_EVENTS,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
         "result_expires": max(config.JOB_RETENTION_SECONDS, 86400),
@@ -46,6 +50,7 @@ def celery_settings(engine: Any) -> dict[str, Any]:
     if url:
         settings.update(
             broker_url=url,
+            broker_transport="celery_app.transport:Transport",
             result_backend=url,
             broker_transport_options={
                 "visibility_timeout": config.CELERY_VISIBILITY_TIMEOUT,
@@ -109,6 +114,7 @@ class CeleryStepScheduler:
         self.app = app
         engine = app.avtomatika_engine
         self.step_queue = engine.step_queue()
+        self.direct = bool(engine.redis_url)
         self.engine_key = engine.queue_suffix
         self.native_queue = engine.native_queue
         self.task = app.tasks["avtomatika.step"]
@@ -120,6 +126,13 @@ class CeleryStepScheduler:
             kwargs={"engine_key": self.engine_key} if self.engine_key else None,
             queue=self.native_queue(task_type),
         )
+
+    def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
+        """(list key, message) of an immediate step, for storage to push atomically; None in embedded mode."""
+        if not self.direct:
+            return None
+        kwargs: dict[str, Any] = {"blueprint": blueprint, "state": state}
+        return self.step_queue, step_message(self.step_queue, job_id, seq, kwargs)
 
     def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
         self.task.apply_async(

@@ -36,8 +36,12 @@ class StorageBackend(ABC):
         idempotency_key: str | None = None,
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> str:
         """Store a new job (its `seq` is 0) and return its id.
+
+        With `publish` (list key, message) the first step's broker message is pushed in the same atomic
+        operation (Redis mode only; backends that cannot do this raise `NotImplementedError`).
 
         With `watch_until` the job also goes on the stall watch list (see `commit_job`).
         Atomic: with an `idempotency_key` (already scoped to the client by the caller), a key seen before

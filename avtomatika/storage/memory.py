@@ -55,7 +55,10 @@ class MemoryStorage(StorageBackend):
         idempotency_key: str | None = None,
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> str:
+        if publish is not None:
+            raise NotImplementedError("MemoryStorage cannot publish broker messages")
         now = time.time()
         job["seq"] = 0
         document = dumps(job)
@@ -100,6 +103,8 @@ class MemoryStorage(StorageBackend):
         retention_seconds: int | None = None,
         watch_until: float | None = None,
     ) -> str:
+        if changes.publish is not None:
+            raise NotImplementedError("MemoryStorage cannot publish broker messages")
         previous = job.get("seq")
         job["seq"] = expected_seq + 1
         document = dumps(job)

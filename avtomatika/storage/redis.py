@@ -102,12 +102,21 @@ class RedisStorage(StorageBackend):
         idempotency_key: str | None = None,
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> str:
         job["seq"] = 0
         idem = self.key("idempotency", idempotency_key) if idempotency_key is not None else ""
+        queue, message = publish if publish is not None else ("", "")
         result = self._create(
             keys=[self.job_key(job["id"]), idem, self.watch_key],
-            args=[job["id"], dumps(job), idempotency_ttl, "" if watch_until is None else repr(watch_until)],
+            args=[
+                job["id"],
+                dumps(job),
+                idempotency_ttl,
+                "" if watch_until is None else repr(watch_until),
+                queue,
+                message,
+            ],
         )
         return _text(result)
 
@@ -177,6 +186,8 @@ class RedisStorage(StorageBackend):
         if changes.enqueue:
             entry = changes.enqueue
             data["enqueue"] = [entry.queue, repr(entry.score), entry.member, entry.task_type, entry.requirements_json]
+        if changes.publish:
+            data["publish"] = list(changes.publish)
         if changes.native_lease:
             lease = changes.native_lease
             data["native_lease"] = [lease.task_id, lease.job_id, lease.worker_id, repr(lease.deadline), lease.task_type]

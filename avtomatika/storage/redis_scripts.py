@@ -8,6 +8,8 @@ if KEYS[2] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+-- the first step's Celery message, pushed as kombu's Redis transport does (LPUSH, consumers BRPOP)
+if ARGV[5] ~= '' then redis.call('LPUSH', ARGV[5], ARGV[6]) end
 return ARGV[1]
 """
 
@@ -54,6 +56,7 @@ if ch.enqueue then
   redis.call('HSET', p .. ':classes:' .. ch.enqueue[4], ch.enqueue[1], ch.enqueue[5])
   redis.call('SADD', p .. ':queues', ch.enqueue[4])
 end
+if ch.publish then redis.call('LPUSH', ch.publish[1], ch.publish[2]) end
 if ch.native_lease then
   local l = ch.native_lease
   redis.call('HSET', p .. ':lease:' .. l[1], 'job_id', l[2], 'worker_id', l[3], 'deadline', l[4], 'type', l[5])
