@@ -43,7 +43,9 @@ class RateLimits:
             return
         reset = self.limiter.get_window_stats(item, key).reset_time
         wait = max(1, math.ceil(reset - time.time()))
-        abort_json(429, f"rate limit of {item} exceeded for this {kind}", {"limit": str(item)}, {"Retry-After": str(wait)})
+        abort_json(
+            429, f"rate limit of {item} exceeded for this {kind}", {"limit": str(item)}, {"Retry-After": str(wait)}
+        )
 
 
 def rate_limits() -> RateLimits:
