@@ -75,7 +75,8 @@ class JobChanges:
     """Index changes committed atomically with a job record.
 
     - `enqueue`: put a task in its queue.
-    - `withdraw`: (queue, member) remove the job's queued task (`require_withdraw`: abort the commit if it was already claimed).
+    - `withdraw`: (queue, member) remove the job's queued task
+      (`require_withdraw`: abort the commit if it was already claimed).
     - `lease_check`: (task_id, worker_id) must hold the lease, or the commit is refused with "lease".
     - `end_lease`: (task_id, answer) delete the lease and remember the answer for repeats of the result.
     - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).

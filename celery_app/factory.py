@@ -7,12 +7,12 @@ import weakref
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
 
-from .messages import step_message
-from celery.signals import worker_process_init
-
 from avtomatika import aio
+
+from .messages import step_message
 
 logger = logging.getLogger(__name__)
 

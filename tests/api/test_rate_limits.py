@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from avtomatika.config import Config
 from avtomatika.runner import EmbeddedRunner
-
 from tests.apps import suite_app
 from tests.services import GLOBAL_WORKER_TOKEN, ROOT
 from tests.workers.http_worker import HttpWorker, unique
