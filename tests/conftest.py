@@ -75,9 +75,7 @@ def embedded() -> Iterator[Orchestrator]:
 
 @pytest.fixture(scope="session")
 def redis_mode(redis_url: str) -> Iterator[Orchestrator]:
-    env = service_env(
-        AVTOMATIKA_APP="tests.apps.suite_app:engine", REDIS_URL=redis_url + "/1", CLIENT_TOKEN="x" * 32
-    )
+    env = service_env(AVTOMATIKA_APP="tests.apps.suite_app:engine", REDIS_URL=redis_url + "/1", CLIENT_TOKEN="x" * 32)
     worker = start_celery_worker(env)
     api, base = start_api(env)
     try:

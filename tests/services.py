@@ -118,9 +118,7 @@ def service_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_celery_worker(
-    env: dict[str, str], name: str = "worker", concurrency: int = 2, pool: str = "prefork"
-):
+def start_celery_worker(env: dict[str, str], name: str = "worker", concurrency: int = 2, pool: str = "prefork"):
     args = [
         str(BIN / "celery"),
         "-A",

@@ -32,9 +32,7 @@ def test_conditional_blueprint_routes(orchestrator, body, route):
 
 
 def test_data_store_blueprint(orchestrator):
-    view = orchestrator.wait(
-        orchestrator.create("/api/v1/jobs/priced_order", {"item": "apple", "quantity": 3})
-    )
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/priced_order", {"item": "apple", "quantity": 3}))
     assert view["status"] == "finished", view
     assert view["state_history"] == {"total": 9, "receipt": "total=9"}
 

@@ -45,9 +45,7 @@ def test_idempotency_key_header_and_field(orchestrator):
     key = str(uuid.uuid4())
     with orchestrator.client() as http:
         first = http.post("/api/v1/jobs/linear", json={"value": 1}, headers={"Idempotency-Key": key}).json()
-        second = http.post(
-            "/api/v1/jobs/linear", json={"initial_data": {"value": 1}, "idempotency_key": key}
-        ).json()
+        second = http.post("/api/v1/jobs/linear", json={"initial_data": {"value": 1}, "idempotency_key": key}).json()
     assert first["job_id"] == second["job_id"]
     with orchestrator.client(suite_app.CLIENT_B) as http:
         third = http.post("/api/v1/jobs/linear", json={"value": 1}, headers={"Idempotency-Key": key}).json()

@@ -337,7 +337,9 @@ def test_redis_storage_from_a_sync_client(redis_url):
     storage = RedisStorage(client, prefix=f"sync-{uuid.uuid4().hex}")
     try:
         # The client's connection settings are reused (a bytes-mode client of its own is built).
-        assert storage.client.connection_pool.connection_kwargs["port"] == client.connection_pool.connection_kwargs["port"]
+        assert (
+            storage.client.connection_pool.connection_kwargs["port"] == client.connection_pool.connection_kwargs["port"]
+        )
         assert storage.url.startswith("redis://127.0.0.1:")
         round_trip(storage)
     finally:
