@@ -11,6 +11,8 @@ from ..job import Job
 from ..tasks import Claim, JobChanges, Lease, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
+ANSWER_TTL = 86400
+
 
 class MemoryStorage(StorageBackend):
     """Thread-safe in-memory storage; records are kept serialised so no caller shares a live dict."""
@@ -26,7 +28,7 @@ class MemoryStorage(StorageBackend):
         self._classes: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self._leases: dict[str, Lease] = {}
         self._lease_expiry: dict[str, float] = {}
-        self._answers: dict[str, tuple[str, str]] = {}
+        self._answers: dict[str, tuple[str, str, float]] = {}
         self._workers: dict[str, tuple[dict[str, Any], float]] = {}
         self._cancels: dict[str, set[str]] = defaultdict(set)
         self._pollers: dict[str, dict[str, float]] = defaultdict(dict)
@@ -138,7 +140,7 @@ class MemoryStorage(StorageBackend):
             lease = self._leases.pop(task_id, None)
             self._lease_expiry.pop(task_id, None)
             if lease is not None:
-                self._answers[task_id] = (lease.worker_id, answer)
+                self._remember_answer(task_id, lease.worker_id, answer)
         if changes.cancel_notice is not None:
             worker_id, task_id, job_id = changes.cancel_notice
             self._cancels[worker_id].add(task_id)
@@ -151,6 +153,14 @@ class MemoryStorage(StorageBackend):
             lease = changes.native_lease
             self._leases[lease.task_id] = lease
             self._lease_expiry[lease.task_id] = lease.deadline
+
+    def _remember_answer(self, task_id: str, worker_id: str, answer: str) -> None:
+        """Keep the answer for repeats of a result for `ANSWER_TTL` (Redis: a key with that TTL)."""
+        now = time.time()
+        if len(self._answers) > 10_000:
+            for stale in [t for t, (_, _, at) in self._answers.items() if at < now - ANSWER_TTL]:
+                del self._answers[stale]
+        self._answers[task_id] = (worker_id, answer, now)
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         with self._lock:
@@ -203,6 +213,8 @@ class MemoryStorage(StorageBackend):
     def result_answer(self, task_id: str, worker_id: str) -> str | None:
         with self._lock:
             found = self._answers.get(task_id)
+            if found and found[2] < time.time() - ANSWER_TTL:
+                found = None
         return found[1] if found and found[0] == worker_id else None
 
     def queue_length(self, task_type: str) -> int:
