@@ -13,15 +13,24 @@ class Strict(Schema):
         unknown = RAISE
 
 
+class Number(fields.Float):
+    """A JSON number: a numeric string is a wrong type (marshmallow's Float would convert it)."""
+
+    def _validated(self, value: object) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class GpuInfo(Strict):
     model = fields.String(validate=NAME, allow_none=True)
-    vram_gb = fields.Float(validate=validate.Range(min=0, max=1e6), allow_none=True)
+    vram_gb = Number(validate=validate.Range(min=0, max=1e6), allow_none=True)
 
 
 class Resources(Strict):
     gpu_info = fields.Nested(GpuInfo, allow_none=True)
-    cpu_cores = fields.Integer(validate=validate.Range(min=0, max=1_000_000), allow_none=True)
-    max_concurrent_tasks = fields.Integer(validate=validate.Range(min=1, max=100_000), allow_none=True)
+    cpu_cores = fields.Integer(strict=True, validate=validate.Range(min=0, max=1_000_000), allow_none=True)
+    max_concurrent_tasks = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), allow_none=True)
 
 
 class Model(Strict):
@@ -34,14 +43,14 @@ class Register(Strict):
     supported_tasks = fields.List(fields.String(validate=NAME), required=True, validate=validate.Length(min=1, max=500))
     resources = fields.Nested(Resources, load_default=dict)
     installed_models = fields.List(fields.Nested(Model), load_default=list, validate=validate.Length(max=1000))
-    cost_per_second = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=1e9))
+    cost_per_second = Number(load_default=0.0, validate=validate.Range(min=0, max=1e9))
     hot_cache = fields.List(fields.String(validate=NAME), load_default=list, validate=validate.Length(max=1000))
     capabilities = fields.Dict(keys=fields.String(), load_default=dict)
 
 
 class Heartbeat(Strict):
     status = fields.String(validate=validate.OneOf(["idle", "busy", "draining", "offline"]))
-    load = fields.Float(validate=validate.Range(min=0, max=1e6))
+    load = Number(validate=validate.Range(min=0, max=1e6))
 
 
 class TaskError(Strict):
