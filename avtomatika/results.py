@@ -60,8 +60,8 @@ class TaskEvents:
             if outcome.next == "step" and JobStatus(job["status"]) in RUNNABLE:
                 changes.publish = self.core.step_message(job, seq + 1)
             verdict = self.core.commit(job, seq, changes, outcome.delay)
-            if verdict == "lease":
-                return self._late(job, task_id, worker_id)
+            if verdict == "lease":  # `job` holds the outcome that was not applied: report the stored job
+                return self._late(self.storage.get_job(job_id) or job, task_id, worker_id)
             if verdict != "ok":
                 continue
             if changes.publish is None and outcome.next in ("step", "retry") and JobStatus(job["status"]) in RUNNABLE:
