@@ -64,3 +64,27 @@ def test_clients_cannot_read_each_other(orchestrator):
     assert answer.json()["error"] == "job not found"
     with orchestrator.client(suite_app.ADMIN) as http:
         assert http.get(f"/api/v1/jobs/{job_id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("initial", "expected"),
+    [
+        (
+            {"name": "alpha", "count": 4, "ratio": 1.5, "flag": True, "note": None, "seen": "yes", "code": "5"},
+            [True, True, True, True, True, False, True, True, True, True, True, False],
+        ),
+        (
+            {"name": "beta", "count": 3, "ratio": 0.5, "flag": False, "seen": "no", "code": 5},
+            [False, False, False, True, False, False, False, False, False, False, False, False],
+        ),
+        (
+            {"name": 1, "count": -2, "ratio": "high", "flag": 1, "note": 0, "code": "05"},
+            [False, True, False, True, False, True, False, False, False, False, False, False],
+        ),
+    ],
+)
+def test_every_operator_and_value_type_through_http(orchestrator, initial, expected):
+    """Every operator, every value type (incompatible types and missing fields are False), both orders."""
+    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/operators", initial))
+    assert view["status"] == "finished", view
+    assert view["state_history"]["results"] == expected

@@ -14,6 +14,7 @@ from avtomatika.storage import MemoryStorage
 from blueprints.conditional import conditional
 from blueprints.data_store import store_blueprint
 from blueprints.linear import linear
+from tests.apps.operators import operators
 
 CLIENT_A = "client-a-token"
 CLIENT_B = "client-b-token"
@@ -148,7 +149,20 @@ def double(params, attempt):
     return {"doubled": params["value"] * 2, "attempt": attempt}
 
 
-ALL = (linear, conditional, store_blueprint, flaky, no_action, slow, looping, tasks, no_failure, native, crash)
+ALL = (
+    linear,
+    conditional,
+    store_blueprint,
+    flaky,
+    no_action,
+    slow,
+    looping,
+    tasks,
+    no_failure,
+    native,
+    crash,
+    operators,
+)
 
 
 def build_engine(storage=None, config=None) -> OrchestratorEngine:
