@@ -63,29 +63,37 @@ class Topology:
     roles: dict[str, int]  # role -> root pid
     settings: dict[str, Any] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    redis_url: str = ""  # redis topology: the redis-server's URL (db 0), for scenarios that inspect Redis
 
 
 @contextmanager
 def redis_topology(
     logdir: Path, *, pool: str = "threads", concurrency: int = 4, worker_loglevel: str = "WARNING",
-    app: str = APP, experiments: str = "",
+    app: str = APP, experiments: str = "", worker_connections: int = 1000, env_extra: dict[str, str] | None = None,
+    worker_events: bool = True,
 ) -> Iterator[Topology]:  # fmt: skip
-    """redis-server + API (gunicorn gevent, 1 worker) + one Celery worker process."""
+    """redis-server + API (gunicorn gevent, 1 worker) + one Celery worker process.
+
+    `worker_connections`: gunicorn's gevent connection limit (the API holds one greenlet per open request,
+    long-polls included); `env_extra`: more environment for every service (e.g. WORKER_POLL_TIMEOUT_SECONDS);
+    `worker_events`: start the Celery worker with `-E` (Flower's task events; the product's default is off since
+    `CELERY_TASK_EVENTS` became opt-in; the experiment `no-events` also turns them off).
+    """
     services: list[Service] = []
     try:
         redis_service, url = start_redis(logdir)
         services.append(redis_service)
-        env = service_env(AVTOMATIKA_APP=app, REDIS_URL=url + "/0", BENCH_EXPERIMENTS=experiments)
+        env = service_env(AVTOMATIKA_APP=app, REDIS_URL=url + "/0", BENCH_EXPERIMENTS=experiments, **(env_extra or {}))
         worker = start_celery_worker(
             "celery_app", env, logdir, pool=pool, concurrency=concurrency, queue="avtomatika.steps",
             loglevel=worker_loglevel,
-            events="no-events" not in experiments,
+            events=worker_events and "no-events" not in experiments,
         )  # fmt: skip
         services.append(worker)
         port = free_port()
         api_args = [
             str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
-            "--graceful-timeout", "2", "--worker-connections", "1000", "webapi.wsgi:app",
+            "--graceful-timeout", "2", "--worker-connections", str(worker_connections), "webapi.wsgi:app",
         ]  # fmt: skip
         api = Service("api", api_args, env, logdir)
         services.append(api)
@@ -100,9 +108,14 @@ def redis_topology(
                 "concurrency": concurrency,
                 "worker_loglevel": worker_loglevel,
                 "api": "gunicorn gevent -w 1",
+                "worker_events": worker_events and "no-events" not in experiments,
                 "experiments": experiments,
+                **({"app": app} if app != APP else {}),
+                **({"worker_connections": worker_connections} if worker_connections != 1000 else {}),
+                **({"env": env_extra} if env_extra else {}),
             },
             services,
+            url + "/0",
         )
     finally:
         for service in reversed(services):
@@ -135,6 +148,9 @@ class LoadResult:
     wall_s: float = 0.0
     latencies: list[float] = field(default_factory=list)
     create_latencies: list[float] = field(default_factory=list)
+    # From sending the create request (wall clock) to the job's `finished_at` as the server stamped it: the
+    # latency without the driver's poll quantisation (same host, same clock).
+    finish_latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     polls: int = 0
@@ -162,7 +178,7 @@ async def drive_jobs(
     next_index = 0
 
     async def one(http: LaneClient, index: int) -> None:
-        started = time.perf_counter()
+        started, sent_at = time.perf_counter(), time.time()
         status, answer = await http.request("POST", path, body(index))
         result.create_latencies.append(time.perf_counter() - started)
         if status != 202:
@@ -178,6 +194,8 @@ async def drive_jobs(
                 if view.get("status") in TERMINAL:
                     result.latencies.append(time.perf_counter() - started)
                     result.statuses[view["status"]] += 1
+                    if isinstance(view.get("finished_at"), int | float):
+                        result.finish_latencies.append(view["finished_at"] - sent_at)
                     return
             else:
                 result.errors[f"get {status}"] += 1
@@ -242,6 +260,7 @@ def summarize(
     done = len(load.latencies)
     ms = [x * 1000 for x in load.latencies]
     create_ms = [x * 1000 for x in load.create_latencies]
+    finish_ms = [x * 1000 for x in load.finish_latencies]
     return {
         "scenario": scenario,
         "mode": mode,
@@ -265,6 +284,7 @@ def summarize(
             "mean": round(sum(ms) / len(ms), 1) if ms else 0.0,
         },
         "create_ms": {"p50": round(percentile(create_ms, 50), 1), "p99": round(percentile(create_ms, 99), 1)},
+        "finish_ms": {"p50": round(percentile(finish_ms, 50), 1), "p99": round(percentile(finish_ms, 99), 1)},
         "polls": load.polls,
         "polls_per_unit": round(load.polls / done, 2) if done else 0.0,
         "cpu": cpu,

@@ -76,8 +76,9 @@ def _publish_steps_directly() -> None:
     import socket
     import uuid
 
-    from celery_app.factory import STEP_QUEUE, CeleryStepScheduler
+    from celery_app.factory import CeleryStepScheduler
 
+    step_queue = engine.step_queue()  # "avtomatika.steps" in Redis mode
     original = CeleryStepScheduler.schedule_step
     origin = f"bench@{socket.gethostname()}"
 
@@ -102,11 +103,11 @@ def _publish_steps_directly() -> None:
             },
             "properties": {
                 "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": STEP_QUEUE}, "priority": 0,
+                "delivery_info": {"exchange": "", "routing_key": step_queue}, "priority": 0,
                 "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
             },
         }  # fmt: skip
-        engine.storage.client.lpush(STEP_QUEUE, json.dumps(message))
+        engine.storage.client.lpush(step_queue, json.dumps(message))
         return None
 
     CeleryStepScheduler.schedule_step = schedule_step  # type: ignore[method-assign]

@@ -1,0 +1,175 @@
+"""HTTP workers for the worker benchmarks: bare protocol clients (SPEC §4) on the raw asyncio client.
+
+Each worker registers, then loops: long-poll `GET /_worker/workers/{id}/tasks/next`; on 200 post the result
+(`POST /_worker/tasks/result`, status success, the params echoed as data) and poll again; on 204 poll again.
+One keep-alive connection per worker (`clients.RawLane`), 127.0.0.1 only.
+
+`run_worker` is used in-process by W4 (2,000 workers in the driver); as a program it runs `--count` workers
+in their own process, so their CPU is accounted apart from the driver's (W1, W2):
+
+    .venv/bin/python -m bench.http_workers --base http://127.0.0.1:8080 --count 8 --stats /tmp/stats.json
+
+It prints `ready <count>` once every worker is registered, runs until SIGTERM/SIGINT or `--time-limit`, then
+writes its counters as JSON to `--stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.clients import CLIENT_ERRORS, RawLane
+
+# What a request may raise that a worker (or a driver) counts instead of stopping: a client error or a timeout.
+REQUEST_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CLIENT_ERRORS)
+
+
+@dataclass
+class WorkerStats:
+    """Counters shared by the workers of one process."""
+
+    registered: int = 0
+    polls: int = 0
+    tasks: int = 0
+    empty_polls: int = 0  # 204: the long-poll timed out
+    results: Counter[str] = field(default_factory=Counter)  # answer status of each result
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered,
+            "polls": self.polls,
+            "tasks": self.tasks,
+            "empty_polls": self.empty_polls,
+            "results": dict(self.results),
+            "errors": dict(self.errors),
+        }
+
+
+async def register(lane: RawLane, worker_id: str, task_types: list[str], stats: WorkerStats) -> bool:
+    status, answer = await asyncio.wait_for(
+        lane.request("POST", "/_worker/workers/register", {"worker_id": worker_id, "supported_tasks": task_types}),
+        30,
+    )
+    if status != 200:
+        stats.errors[f"register {status}"] += 1
+        return False
+    stats.registered += 1
+    return True
+
+
+async def run_worker(
+    lane: RawLane,
+    worker_id: str,
+    stats: WorkerStats,
+    stop: asyncio.Event,
+    *,
+    deadline: float,
+    request_timeout: float = 90.0,
+    on_task: Callable[[dict[str, Any], float], None] | None = None,
+    on_poll: Callable[[str], None] | None = None,
+) -> None:
+    """Poll and answer tasks until `stop` is set or the loop time passes `deadline` (the worker is registered).
+
+    `on_task(task, received)` runs when a poll answers a task (`received` = time.perf_counter()); `on_poll(worker_id)`
+    just before each poll request is sent.
+    """
+    loop = asyncio.get_running_loop()
+    poll_path = f"/_worker/workers/{worker_id}/tasks/next"
+    while not stop.is_set() and loop.time() < deadline:
+        if on_poll is not None:
+            on_poll(worker_id)
+        try:
+            status, task = await asyncio.wait_for(lane.request("GET", poll_path), request_timeout)
+        except REQUEST_ERRORS as exc:
+            stats.errors[f"poll {type(exc).__name__}"] += 1
+            await lane.close()
+            await asyncio.sleep(0.1)
+            continue
+        stats.polls += 1
+        if status == 204:
+            stats.empty_polls += 1
+            continue
+        if status != 200 or not isinstance(task, dict):
+            stats.errors[f"poll {status}"] += 1
+            await asyncio.sleep(0.1)
+            continue
+        stats.tasks += 1
+        if on_task is not None:
+            on_task(task, time.perf_counter())
+        body = {
+            "job_id": task["job_id"],
+            "task_id": task["task_id"],
+            "worker_id": worker_id,
+            "result": {"status": "success", "data": {"echo": task.get("params")}},
+        }
+        try:
+            status, answer = await asyncio.wait_for(lane.request("POST", "/_worker/tasks/result", body), 30)
+        except REQUEST_ERRORS as exc:
+            stats.errors[f"result {type(exc).__name__}"] += 1
+            await lane.close()
+            continue
+        stats.results[str(answer.get("status")) if status == 200 and isinstance(answer, dict) else str(status)] += 1
+
+
+async def serve(
+    base: str, count: int, task_types: list[str], token: str, time_limit: float, prefix: str
+) -> WorkerStats:
+    """Register `count` workers and run them until SIGTERM/SIGINT or `time_limit` seconds."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    deadline = loop.time() + time_limit
+    stats = WorkerStats()
+    headers = {"X-Worker-Token": token}
+    workers = [(f"{prefix}-{i:04d}", RawLane(base, headers)) for i in range(count)]
+    registered = await asyncio.gather(*(register(lane, wid, task_types, stats) for wid, lane in workers))
+    if not all(registered):
+        raise SystemExit(f"registration failed: {dict(stats.errors)}")
+    print(f"ready {count}", flush=True)
+    tasks = [asyncio.ensure_future(run_worker(lane, wid, stats, stop, deadline=deadline)) for wid, lane in workers]
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopper, *tasks], timeout=max(deadline - loop.time(), 0), return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    for task in tasks:
+        task.cancel()  # most are inside a long-poll
+    await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    for _, lane in workers:
+        await lane.close()
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.apps.worker_app import BENCH_WORKER_TOKEN, ECHO_TYPE
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="API base URL (http://127.0.0.1:<port>)")
+    parser.add_argument("--count", type=int, default=8, help="workers (one connection each)")
+    parser.add_argument("--types", default=ECHO_TYPE, help="comma-separated supported task types")
+    parser.add_argument("--token", default=BENCH_WORKER_TOKEN)
+    parser.add_argument("--prefix", default="bench-w", help="worker id prefix")
+    parser.add_argument("--time-limit", type=float, default=900, help="seconds before the workers stop by themselves")
+    parser.add_argument("--stats", default="", help="write the counters as JSON to this file at the end")
+    args = parser.parse_args(argv)
+    types = [t.strip() for t in args.types.split(",") if t.strip()]
+    stats = asyncio.run(serve(args.base, args.count, types, args.token, args.time_limit, args.prefix))
+    text = json.dumps(stats.as_dict())
+    print(f"stats {text}", flush=True)
+    if args.stats:
+        with open(args.stats, "w") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
