@@ -89,9 +89,7 @@ class StateMachineBlueprint:
 
     def _state(self, name: str) -> StateDefinition:
         if not isinstance(name, str) or not name:
-            raise BlueprintError(
-                f"blueprint {self.name!r}: state name must be a non-empty string, got {name!r}"
-            )
+            raise BlueprintError(f"blueprint {self.name!r}: state name must be a non-empty string, got {name!r}")
         return self.states.setdefault(name, StateDefinition(name))
 
     def handler_for(self, state: str, is_start: bool = False, is_end: bool = False) -> HandlerRegistration:
@@ -162,9 +160,7 @@ class StateMachineBlueprint:
         """Check start state and every statically visible target; raise `BlueprintError` naming the state."""
         starts = [s.name for s in self.states.values() if s.is_start]
         if not starts:
-            raise BlueprintError(
-                f"blueprint {self.name!r} has no start state (is_start=True)", blueprint=self.name
-            )
+            raise BlueprintError(f"blueprint {self.name!r} has no start state (is_start=True)", blueprint=self.name)
         if len(starts) > 1:
             raise BlueprintError(
                 f"blueprint {self.name!r} has several start states: {', '.join(sorted(starts))}",

@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("worker", help="run an HTTP worker: avtomatika worker module:attr [--url URL] [--token T]")
     run = commands.add_parser("run", help="run every role of AVTOMATIKA_APP in this process")
     run.add_argument("--app", help="module:attr of the engine (default: $AVTOMATIKA_APP)")
-    api = commands.add_parser(
-        "api", help="serve only the HTTP API of AVTOMATIKA_APP (use gunicorn in production)"
-    )
+    api = commands.add_parser("api", help="serve only the HTTP API of AVTOMATIKA_APP (use gunicorn in production)")
     api.add_argument("--app", help="module:attr of the engine (default: $AVTOMATIKA_APP)")
     args = parser.parse_args(args_in)
     try:

@@ -80,7 +80,7 @@ class Config:
         self.WATCHER_INTERVAL_SECONDS: int = _int(env, "WATCHER_INTERVAL_SECONDS", 20)
         self.RATE_LIMITING_ENABLED: bool = _bool(env, "RATE_LIMITING_ENABLED", True)
         self.RATE_LIMIT_CLIENT: str = env.get("RATE_LIMIT_CLIENT", "2000/second")
-        self.RATE_LIMIT_WORKER: str = env.get("RATE_LIMIT_WORKER", "100/second")
+        self.RATE_LIMIT_WORKER: str = env.get("RATE_LIMIT_WORKER", "1000/second")
         self.MAX_REQUEST_BYTES: int = _int(env, "MAX_REQUEST_BYTES", 1024 * 1024)
         self.IDEMPOTENCY_TTL_SECONDS: int = _int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
         self.CELERY_TASK_EVENTS: bool = _bool(env, "CELERY_TASK_EVENTS", False)

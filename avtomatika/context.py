@@ -15,9 +15,7 @@ def _check_transitions(transitions: Any, method: str) -> dict[str, str]:
     if not isinstance(transitions, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in transitions.items()
     ):
-        raise HandlerError(
-            f"{method}: transitions must be a dict of status -> state names, got {transitions!r}"
-        )
+        raise HandlerError(f"{method}: transitions must be a dict of status -> state names, got {transitions!r}")
     return dict(transitions)
 
 
@@ -103,9 +101,7 @@ class ActionFactory:
             }
         )
 
-    def run_blueprint(
-        self, blueprint_name: str, initial_data: dict[str, Any], transitions: dict[str, str]
-    ) -> None:
+    def run_blueprint(self, blueprint_name: str, initial_data: dict[str, Any], transitions: dict[str, str]) -> None:
         """Start a child job of `blueprint_name`; its outcome picks `success` or `failure`."""
         self._set(
             {

@@ -77,26 +77,41 @@ class Dispatcher:
     def wake_for(self, task_type: str, req: dict[str, Any] | None, strategy: str, exclude: str = "") -> str | None:
         """Wake one open long-poll of the preferred idle eligible worker for `task_type`; returns the poll.
 
-        Polls are `worker_id|poll_id` (a worker with several slots has several). They are looked at in
-        random batches of `WAKE_BATCH`, so a dispatch costs the same with 20 or 2,000 idle polls; the
-        strategy chooses within the first batch that has an eligible worker.
+        Polls are `worker_id|poll_id` (a worker with several slots has several). The strategy chooses among
+        a sample of `WAKE_BATCH` polls taken at a random offset, so a dispatch costs the same with 20 or
+        2,000 idle polls; only when no sampled worker is eligible are the others looked at, in batches.
         """
-        polls = [p for p in self.storage.pollers(task_type, time.time()) if poll_worker(p) != exclude]
-        random.shuffle(polls)
-        for start in range(0, len(polls), WAKE_BATCH):
-            batch = polls[start : start + WAKE_BATCH]
-            records = self.storage.get_workers([poll_worker(p) for p in batch])
-            candidates = {
-                r["worker_id"]: poll
-                for poll, r in zip(batch, records, strict=True)
-                if r is not None and eligible(req, capabilities(r)) and accepts_work(r)
-            }
-            if candidates:
-                workers = [r for r in records if r is not None and r["worker_id"] in candidates]
-                poll = candidates[self.choose(workers, strategy, task_type)]
-                self.storage.wake(poll)
-                return poll
+        now = time.time()
+        sample = [p for p in self.storage.sample_pollers(task_type, now, WAKE_BATCH, random.random()) if p]
+        chosen = self._wake_among(sample, task_type, req, strategy, exclude)
+        if chosen is not None:
+            return chosen
+        rest = [p for p in self.storage.pollers(task_type, now) if p not in sample]
+        random.shuffle(rest)
+        for start in range(0, len(rest), WAKE_BATCH):
+            chosen = self._wake_among(rest[start : start + WAKE_BATCH], task_type, req, strategy, exclude)
+            if chosen is not None:
+                return chosen
         return None
+
+    def _wake_among(
+        self, polls: list[str], task_type: str, req: dict[str, Any] | None, strategy: str, exclude: str
+    ) -> str | None:
+        polls = [p for p in polls if poll_worker(p) != exclude]
+        if not polls:
+            return None
+        records = self.storage.get_workers([poll_worker(p) for p in polls])
+        candidates = {
+            r["worker_id"]: poll
+            for poll, r in zip(polls, records, strict=True)
+            if r is not None and eligible(req, capabilities(r)) and accepts_work(r)
+        }
+        if not candidates:
+            return None
+        workers = [r for r in records if r is not None and r["worker_id"] in candidates]
+        poll = candidates[self.choose(workers, strategy, task_type)]
+        self.storage.wake(poll)
+        return poll
 
     def choose(self, workers: list[dict[str, Any]], strategy: str, task_type: str) -> str:
         """The id of the worker `strategy` prefers among `workers` (all idle and eligible)."""
@@ -119,20 +134,18 @@ class Dispatcher:
         # default: a worker with the task type in its hot cache first, then the cheapest
         return str(min(by_id, key=lambda w: (task_type not in (w.get("hot_cache") or []), cost(w)))["worker_id"])
 
-    def claim(self, worker: dict[str, Any]) -> Claim | None:
-        """Take the best waiting task this worker may run (creates its lease).
+    def claim(self, worker: dict[str, Any], poll: str = "", poll_until: float = 0.0) -> Claim | None:
+        """Take the best waiting task this worker may run (creates its lease); with a `poll` id, register
+        the poll as waiting when there is none (one atomic operation, see `StorageBackend.claim_task`).
 
         Nothing for a draining or offline worker, nor for one already holding `max_concurrent_tasks`.
         """
-        if not accepts_work(worker):
-            return None
+        types = list(worker.get("supported_tasks") or [])
         limit = (worker.get("resources") or {}).get("max_concurrent_tasks")
-        if limit and self.storage.active_tasks([worker["worker_id"]])[0] >= limit:
+        if not accepts_work(worker) or (limit and self.storage.active_tasks([worker["worker_id"]])[0] >= limit):
+            if poll:
+                self.storage.set_poller(poll, types, None)
             return None
         return self.storage.claim_task(
-            worker["worker_id"],
-            list(worker.get("supported_tasks") or []),
-            capabilities(worker),
-            time.time(),
-            self.worker_ttl,
+            worker["worker_id"], types, capabilities(worker), time.time(), self.worker_ttl, poll, poll_until
         )

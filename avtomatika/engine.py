@@ -56,9 +56,7 @@ class OrchestratorEngine:
     def register_blueprint(self, blueprint: StateMachineBlueprint) -> None:
         """Validate `blueprint` and make it runnable; duplicate names and routes are rejected."""
         if blueprint.name in self.blueprints:
-            raise BlueprintError(
-                f"blueprint {blueprint.name!r} is already registered", blueprint=blueprint.name
-            )
+            raise BlueprintError(f"blueprint {blueprint.name!r} is already registered", blueprint=blueprint.name)
         blueprint.validate()
         route = blueprint.route
         if route is not None:
@@ -114,7 +112,7 @@ class OrchestratorEngine:
 
     @property
     def queue_suffix(self) -> str:
-        """"" in Redis mode; a per-engine suffix in the embedded default, because kombu's memory transport
+        """ "" in Redis mode; a per-engine suffix in the embedded default, because kombu's memory transport
         shares its queues between every Celery app of a process (two embedded engines would eat each
         other's step messages)."""
         return "" if self.redis_url else f"@{id(self):x}"

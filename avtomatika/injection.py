@@ -54,9 +54,7 @@ class HandlerSpec:
                 accepts_kwargs = True
                 continue
             if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
-                raise HandlerError(
-                    f"handler {func.__qualname__}: parameter {p.name!r} cannot be injected by name"
-                )
+                raise HandlerError(f"handler {func.__qualname__}: parameter {p.name!r} cannot be injected by name")
             params.append(Parameter(p.name, p.default is not p.empty, p.kind is p.KEYWORD_ONLY))
         return cls(func, tuple(params), inspect.iscoroutinefunction(func), accepts_kwargs)
 

@@ -54,10 +54,7 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     | _WAITING
     | _ENDINGS,
     JobStatus.AWAITING_RETRY: frozenset({JobStatus.RUNNING, JobStatus.WAITING_FOR_WORKER}) | _ENDINGS,
-    **{
-        waiting: frozenset({JobStatus.RUNNING, JobStatus.AWAITING_RETRY, waiting}) | _ENDINGS
-        for waiting in _WAITING
-    },
+    **{waiting: frozenset({JobStatus.RUNNING, JobStatus.AWAITING_RETRY, waiting}) | _ENDINGS for waiting in _WAITING},
     **{terminal: frozenset() for terminal in TERMINAL},
 }
 # Operator actions (SPEC §7) are the only way out of a terminal status.

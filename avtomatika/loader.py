@@ -21,9 +21,7 @@ def load_engine(spec: str | None = None) -> OrchestratorEngine:
 
     target = spec or os.environ.get("AVTOMATIKA_APP", "")
     if not target:
-        raise ConfigError(
-            "AVTOMATIKA_APP is not set: name the module that builds the engine, e.g. my_app:engine"
-        )
+        raise ConfigError("AVTOMATIKA_APP is not set: name the module that builds the engine, e.g. my_app:engine")
     if target in _cache:
         return _cache[target]
     module_name, _, attr = target.partition(":")

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .blueprint import StateMachineBlueprint
+from .blueprint import RESERVED_END_STATES, StateMachineBlueprint
 from .config import Config
 from .job import Job, JobStatus, set_status
 
@@ -47,6 +47,10 @@ def _move(job: Job, blueprint: StateMachineBlueprint, target: str) -> Outcome | 
     job["retry_count"] = 0
     job["task"] = None
     set_status(job, JobStatus.RUNNING)
+    if target in RESERVED_END_STATES and target not in blueprint.states:
+        # A reserved end state without a handler: end the job in this commit instead of running a step
+        # whose only work would be to say so (one Celery task less per job).
+        set_status(job, JobStatus.FAILED if target == "failed" else JobStatus.FINISHED)
     return None
 
 

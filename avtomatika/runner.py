@@ -45,9 +45,7 @@ class EmbeddedRunner:
         self._spawn("avtomatika-http", self._server.serve_forever)
         self._spawn("avtomatika-sweep", self._sweep_loop)
         mode = "redis" if engine.redis_url else "embedded (in memory; nothing survives a restart)"
-        logger.info(
-            "Avtomatika listening on http://%s:%s, storage: %s", engine.config.API_HOST, self.port, mode
-        )
+        logger.info("Avtomatika listening on http://%s:%s, storage: %s", engine.config.API_HOST, self.port, mode)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -81,9 +81,7 @@ def load_clients(path: str) -> list[Client]:
         if not isinstance(plan, str):
             raise ConfigError(f"{where}, field 'plan': must be a string", path=path, table=name)
         attempts = table.get("monthly_attempts")
-        if attempts is not None and (
-            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0
-        ):
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0):
             raise ConfigError(
                 f"{where}, field 'monthly_attempts': must be a non-negative integer", path=path, table=name
             )
@@ -162,6 +160,4 @@ def check_production_tokens(config: Config) -> None:
         return
     if config.AVTOMATIKA_ENV == "production":
         raise ConfigError(f"AVTOMATIKA_ENV=production refuses default tokens: set {', '.join(defaults)}")
-    logger.warning(
-        "default token in effect for %s: fine for local use, never for production", ", ".join(defaults)
-    )
+    logger.warning("default token in effect for %s: fine for local use, never for production", ", ".join(defaults))

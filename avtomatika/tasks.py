@@ -57,6 +57,8 @@ class Claim:
     task_type: str
     worker_id: str
     deadline: float
+    job: dict[str, Any] | None = None  # the job record, read in the same atomic operation
+    remaining: int = 0  # tasks left in the claimed queue
 
 
 @dataclass(frozen=True)

@@ -98,12 +98,22 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def claim_task(
-        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+        self,
+        worker_id: str,
+        task_types: list[str],
+        caps: dict[str, Any],
+        now: float,
+        worker_ttl: float,
+        poll: str = "",
+        poll_until: float = 0.0,
     ) -> Claim | None:
         """Atomically take the best queued task this worker may run (highest priority, then oldest).
 
         Creates the lease: held until `now + timeout` (hard) and expiring earlier when the worker stops
-        heart-beating (`now + worker_ttl`, moved by `heartbeat_worker`).
+        heart-beating (`now + worker_ttl`, moved by `heartbeat_worker`). The claim carries the job record
+        and how many tasks are left in that queue. With a `poll` id: when nothing is eligible, the poll is
+        registered as polling the types until `poll_until` in the same operation (so a task dispatched
+        right after wakes it); when a task is taken, the poll's registration is removed.
         """
 
     @abstractmethod
@@ -167,7 +177,11 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def pollers(self, task_type: str, now: float) -> list[str]:
-        """Workers long-polling for this type right now."""
+        """Open long-polls (`worker_id|poll_id`) for this type right now."""
+
+    @abstractmethod
+    def sample_pollers(self, task_type: str, now: float, size: int, start: float) -> list[str]:
+        """Up to `size` open long-polls for this type, beginning at fraction `start` (0..1) of them."""
 
     @abstractmethod
     def wake(self, worker_id: str) -> None:

@@ -174,7 +174,14 @@ class MemoryStorage(StorageBackend):
     # -- tasks --------------------------------------------------------------------------------------------
 
     def claim_task(
-        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+        self,
+        worker_id: str,
+        task_types: list[str],
+        caps: dict[str, Any],
+        now: float,
+        worker_ttl: float,
+        poll: str = "",
+        poll_until: float = 0.0,
     ) -> Claim | None:
         with self._lock:
             best: tuple[float, str, str, str] | None = None
@@ -186,6 +193,11 @@ class MemoryStorage(StorageBackend):
                     member, score = min(entries.items(), key=lambda i: (i[1], i[0]))
                     if best is None or (score, member) < (best[0], best[1]):
                         best = (score, member, queue, task_type)
+            for task_type in task_types if poll else []:
+                if best is None:
+                    self._pollers[task_type][poll] = poll_until
+                else:
+                    self._pollers[task_type].pop(poll, None)
             if best is None:
                 return None
             _, member, queue, task_type = best
@@ -194,7 +206,12 @@ class MemoryStorage(StorageBackend):
             deadline = now + timeout
             self._leases[task_id] = Lease(task_id, job_id, worker_id, deadline, task_type)
             self._lease_expiry[task_id] = min(deadline, now + worker_ttl)
-            return Claim(task_id, job_id, task_type, worker_id, deadline)
+            entry = self._jobs.get(job_id)
+            job = None
+            if entry is not None:
+                job = loads(entry[1])
+                job["seq"] = entry[0]
+            return Claim(task_id, job_id, task_type, worker_id, deadline, job, len(self._queues[queue]))
 
     def get_lease(self, task_id: str) -> Lease | None:
         with self._lock:
@@ -289,6 +306,11 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             return [w for w, until in self._pollers.get(task_type, {}).items() if until > now]
 
+    def sample_pollers(self, task_type: str, now: float, size: int, start: float) -> list[str]:
+        polls = self.pollers(task_type, now)
+        offset = int(start * len(polls))
+        return (polls[offset:] + polls[:offset])[:size]
+
     def wake(self, worker_id: str) -> None:
         with self._lock:
             self._wakes[worker_id] += 1
@@ -373,8 +395,22 @@ class MemoryStorage(StorageBackend):
     def flush(self) -> None:
         with self._lock:
             for table in (
-                self._jobs, self._idempotency, self._locks, self._watch, self._queues, self._classes, self._leases,
-                self._lease_expiry, self._answers, self._workers, self._cancels, self._pollers, self._wakes,
-                self._commands, self._ws, self._tokens, self._counters,
+                self._jobs,
+                self._idempotency,
+                self._locks,
+                self._watch,
+                self._queues,
+                self._classes,
+                self._leases,
+                self._lease_expiry,
+                self._answers,
+                self._workers,
+                self._cancels,
+                self._pollers,
+                self._wakes,
+                self._commands,
+                self._ws,
+                self._tokens,
+                self._counters,
             ):
                 table.clear()

@@ -18,8 +18,18 @@ from . import redis_scripts as lua
 from .base import StorageBackend, dumps, loads
 
 _CONNECTION_SETTINGS = (
-    "host", "port", "db", "username", "password", "path", "ssl", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
-    "ssl_ca_certs", "client_name",
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "path",
+    "ssl",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "client_name",
 )
 
 
@@ -77,6 +87,7 @@ class RedisStorage(StorageBackend):
         self._commit = self.client.register_script(lua.COMMIT_JOB)
         self._claim = self.client.register_script(lua.CLAIM_TASK)
         self._heartbeat = self.client.register_script(lua.HEARTBEAT)
+        self._sample_pollers = self.client.register_script(lua.SAMPLE_POLLERS)
         self._release = self.client.register_script(lua.RELEASE_LOCK)
         self._replace_hash = self.client.register_script(lua.REPLACE_HASH)
 
@@ -205,15 +216,28 @@ class RedisStorage(StorageBackend):
     # -- tasks --------------------------------------------------------------------------------------------
 
     def claim_task(
-        self, worker_id: str, task_types: list[str], caps: dict[str, Any], now: float, worker_ttl: float
+        self,
+        worker_id: str,
+        task_types: list[str],
+        caps: dict[str, Any],
+        now: float,
+        worker_ttl: float,
+        poll: str = "",
+        poll_until: float = 0.0,
     ) -> Claim | None:
         if not task_types:
             return None
-        found = self._claim(args=[self.prefix, worker_id, repr(now), worker_ttl, json.dumps(caps), *task_types])
+        found = self._claim(
+            args=[self.prefix, worker_id, repr(now), worker_ttl, json.dumps(caps), poll, repr(poll_until), *task_types]
+        )
         if not found:
             return None
-        task_id, job_id, task_type, deadline = (_text(v) for v in found)
-        return Claim(task_id, job_id, task_type, worker_id, float(deadline))
+        task_id, job_id, task_type, deadline, seq, doc = (_text(v) for v in found[:6])
+        job: Job | None = None
+        if doc:
+            job = loads(doc)
+            job["seq"] = int(seq)
+        return Claim(task_id, job_id, task_type, worker_id, float(deadline), job, int(found[6]))
 
     def get_lease(self, task_id: str) -> Lease | None:
         fields = self.client.hgetall(self.key("lease", task_id))
@@ -349,6 +373,10 @@ class RedisStorage(StorageBackend):
 
     def pollers(self, task_type: str, now: float) -> list[str]:
         return [_text(w) for w in self.client.zrangebyscore(self.key("pollers", task_type), now, "+inf")]
+
+    def sample_pollers(self, task_type: str, now: float, size: int, start: float) -> list[str]:
+        found = self._sample_pollers(keys=[self.key("pollers", task_type)], args=[repr(now), size, repr(start)])
+        return [_text(p) for p in found]
 
     def wake(self, worker_id: str) -> None:
         key = self.key("wake", worker_id)

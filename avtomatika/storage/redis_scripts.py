@@ -66,13 +66,15 @@ end
 return 'ok'
 """
 
-# ARGV: prefix, worker id, now, worker ttl, capabilities JSON, task types...
+# ARGV: prefix, worker id, now, worker ttl, capabilities JSON, poll id ('' = none), poll until, task types...
 # Each task type has one queue per requirement class (hash `classes:<type>`: queue -> requirements JSON);
 # eligibility is checked once per class and only the head of each eligible class queue is compared.
 CLAIM_TASK = """
 local p, worker = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local caps = cjson.decode(ARGV[5])
+local poll, poll_until = ARGV[6], ARGV[7]
+local first_type = 8
 local function eligible(req)
   if req == nil or req == '' then return true end
   local r = cjson.decode(req)
@@ -91,7 +93,7 @@ local function eligible(req)
   return true
 end
 local best_type, best_queue, best_member, best_score
-for i = 6, #ARGV do
+for i = first_type, #ARGV do
   local classes = redis.call('HGETALL', p .. ':classes:' .. ARGV[i])
   for j = 1, #classes, 2 do
     local queue, req = classes[j], classes[j + 1]
@@ -106,6 +108,15 @@ for i = 6, #ARGV do
     end
   end
 end
+if poll ~= '' then
+  for i = first_type, #ARGV do
+    if best_member then
+      redis.call('ZREM', p .. ':pollers:' .. ARGV[i], poll)
+    else
+      redis.call('ZADD', p .. ':pollers:' .. ARGV[i], poll_until, poll)
+    end
+  end
+end
 if not best_member then return false end
 redis.call('ZREM', p .. ':queue:' .. best_queue, best_member)
 local _, _, task, job, timeout = string.find(best_member, '^[^|]*|([^|]*)|([^|]*)|([^|]*)$')
@@ -113,7 +124,9 @@ local deadline = now + tonumber(timeout)
 redis.call('HSET', p .. ':lease:' .. task, 'job_id', job, 'worker_id', worker, 'deadline', deadline, 'type', best_type)
 redis.call('ZADD', p .. ':leases', math.min(deadline, now + ttl), task)
 redis.call('SADD', p .. ':wtasks:' .. worker, task)
-return {task, job, best_type, tostring(deadline)}
+local record = redis.call('HMGET', p .. ':job:{' .. job .. '}', 'seq', 'doc')
+local left = redis.call('ZCARD', p .. ':queue:' .. best_queue)
+return {task, job, best_type, tostring(deadline), record[1] or '', record[2] or '', left}
 """
 
 # ARGV: prefix, worker id, now, ttl, status, load ('' = unchanged)
@@ -138,6 +151,20 @@ end
 local cancels = redis.call('SMEMBERS', p .. ':cancel:' .. worker)
 redis.call('DEL', p .. ':cancel:' .. worker)
 return {redis.call('HGETALL', key), cancels}
+"""
+
+# KEYS: pollers zset. ARGV: now, size, start fraction. Up to `size` open polls from a random offset.
+SAMPLE_POLLERS = """
+local n = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
+if n == 0 then return {} end
+local size = tonumber(ARGV[2])
+local offset = math.floor(tonumber(ARGV[3]) * n)
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', offset, size)
+if #found < size and offset > 0 then
+  local more = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, math.min(size - #found, offset))
+  for _, poll in ipairs(more) do found[#found + 1] = poll end
+end
+return found
 """
 
 RELEASE_LOCK = """

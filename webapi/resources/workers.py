@@ -112,32 +112,35 @@ class NextTask(MethodView):
         types = list(worker.get("supported_tasks") or [])
         poll = f"{worker_id}|{uuid.uuid4().hex[:12]}"
         deadline = time.time() + current.config.WORKER_POLL_TIMEOUT_SECONDS
-        # Registered as polling before the first claim: a task dispatched in between wakes this poll.
-        storage.set_poller(poll, types, deadline)
+        registered = False
         try:
             while True:
-                claim = dispatcher.claim(worker)
+                # Claims a task, or else registers this poll as waiting, in one atomic step: a task
+                # dispatched right after wakes it.
+                claim = dispatcher.claim(worker, poll, deadline)
                 if claim is not None:
+                    registered = False  # the claim removed the registration
                     payload = _task_payload(claim)
                     if payload is not None:
-                        storage.set_poller(poll, types, None)
-                        if storage.queue_length(claim.task_type):
+                        if claim.remaining:
                             dispatcher.wake_for(claim.task_type, None, "default", exclude=worker_id)
                         return payload
                     continue
+                registered = True
                 remaining = deadline - time.time()
                 if remaining <= 0:
                     return Response(status=204)
                 if storage.wait_for_wake(poll, remaining):
                     worker = storage.get_workers([worker_id])[0] or worker
         finally:
-            storage.set_poller(poll, types, None)
+            if registered:
+                storage.set_poller(poll, types, None)
 
 
 def _task_payload(claim: Any) -> dict[str, Any] | None:
     """The task a claim handed out, or None when its job moved on meanwhile (the lease is then dropped)."""
     storage = engine().storage
-    job = storage.get_job(claim.job_id)
+    job = claim.job
     task = (job or {}).get("task") or {}
     if job is None or task.get("task_id") != claim.task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
         storage.drop_lease(claim.task_id)
