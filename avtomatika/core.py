@@ -215,6 +215,7 @@ class OrchestratorCore:
         """
         changes = changes or JobChanges()
         terminal = JobStatus(job["status"]).is_terminal
+        changes.notify_end = terminal
         result = self.storage.commit_job_changes(
             job,
             expected_seq,

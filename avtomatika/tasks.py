@@ -84,6 +84,7 @@ class JobChanges:
     - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).
     - `native_lease`: create a lease directly (native Celery task types, no queue).
     - `publish`: (list key, message) push the next step's broker message (Redis mode), atomically with the job.
+    - `notify_end`: the job became terminal: wake clients waiting for its end (`wait_for_job_end`).
     """
 
     enqueue: QueueEntry | None = None
@@ -94,6 +95,7 @@ class JobChanges:
     cancel_notice: tuple[str, str, str] | None = None
     native_lease: Lease | None = None
     publish: tuple[str, str] | None = None
+    notify_end: bool = False
     after: list[Any] = field(default_factory=list)
 
 

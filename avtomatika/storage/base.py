@@ -87,6 +87,14 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
+    def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
+        """Block up to `timeout` seconds until a commit with `notify_end` for this job; True when woken.
+
+        Callers check the job's status before waiting (an end committed before the wait is not signalled
+        again, except for a few seconds in Redis mode).
+        """
+
+    @abstractmethod
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         """Ids of jobs whose stall watch deadline is before `now` (oldest first)."""
 

@@ -162,6 +162,20 @@ class MemoryStorage(StorageBackend):
                 del self._answers[stale]
         self._answers[task_id] = (worker_id, answer, now)
 
+    def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                entry = self._jobs.get(job_id)
+                if entry is None:
+                    return False
+                if loads(entry[1])["status"] in ("finished", "failed", "cancelled", "quarantined"):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         with self._lock:
             due = sorted((deadline, job_id) for job_id, deadline in self._watch.items() if deadline <= now)

@@ -199,10 +199,22 @@ class RedisStorage(StorageBackend):
             data["enqueue"] = [entry.queue, repr(entry.score), entry.member, entry.task_type, entry.requirements_json]
         if changes.publish:
             data["publish"] = list(changes.publish)
+        if changes.notify_end:
+            data["notify_end"] = True
         if changes.native_lease:
             lease = changes.native_lease
             data["native_lease"] = [lease.task_id, lease.job_id, lease.worker_id, repr(lease.deadline), lease.task_type]
         return json.dumps(data) if data else ""
+
+    def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
+        key = self.key("ended", job_id)
+        found = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        if found:  # put the signal back for other clients waiting for the same job (it expires in 5 s)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(key, 1)
+            pipe.expire(key, 5)
+            pipe.execute()
+        return bool(found)
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         return [_text(m) for m in self.client.zrangebyscore(self.watch_key, "-inf", now, start=0, num=limit)]

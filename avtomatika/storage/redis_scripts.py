@@ -57,6 +57,10 @@ if ch.enqueue then
   redis.call('SADD', p .. ':queues', ch.enqueue[4])
 end
 if ch.publish then redis.call('LPUSH', ch.publish[1], ch.publish[2]) end
+if ch.notify_end then
+  redis.call('RPUSH', p .. ':ended:' .. ARGV[6], 1)
+  redis.call('EXPIRE', p .. ':ended:' .. ARGV[6], 5)
+end
 if ch.native_lease then
   local l = ch.native_lease
   redis.call('HSET', p .. ':lease:' .. l[1], 'job_id', l[2], 'worker_id', l[3], 'deadline', l[4], 'type', l[5])

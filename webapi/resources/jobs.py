@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 
 from avtomatika.blueprint import StateMachineBlueprint
 from avtomatika.engine import OrchestratorEngine
-from avtomatika.job import job_view
+from avtomatika.job import JobStatus, job_view
 
 from ..auth import current_client
 from ..errors import abort_json
@@ -119,11 +119,45 @@ def load_visible_job(job_id: str) -> dict[str, Any]:
     return job
 
 
+MAX_WAIT_SECONDS = 60.0
+
+
+def _wait_seconds() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        abort_json(400, f"wait must be a number of seconds up to {MAX_WAIT_SECONDS:g}", {"wait": raw[:20]})
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        abort_json(400, f"wait must be a number of seconds up to {MAX_WAIT_SECONDS:g}", {"wait": raw[:20]})
+    return wait
+
+
 @blp.route("/api/v1/jobs/<job_id>")
 class JobView(MethodView):
+    @blp.doc(
+        parameters=[
+            {
+                "name": "wait",
+                "in": "query",
+                "description": "seconds (up to 60) to wait for the job to end before answering",
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+            }
+        ]
+    )
     def get(self, job_id: str) -> Any:
-        """The job: status, state, data, errors, timestamps (never tokens or headers)."""
+        """The job: status, state, data, errors, timestamps (never tokens or headers).
+
+        With `?wait=N` the answer waits up to N seconds for the job to reach a terminal status (a long-poll
+        instead of polling); it answers at once when the job has already ended.
+        """
+        wait = _wait_seconds()
         job = load_visible_job(job_id)
+        if wait and not JobStatus(job["status"]).is_terminal:
+            engine().storage.wait_for_job_end(job["id"], wait)
+            job = engine().core.get_job(job["id"]) or job
         task = job.get("task") or {}
         lease = engine().storage.get_lease(task["task_id"]) if task.get("task_id") else None
         return job_view(job, lease.worker_id if lease else None)
