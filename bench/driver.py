@@ -168,10 +168,15 @@ async def drive_jobs(
     body: Callable[[int], Any] = lambda i: {"value": i},
     poll_first: float = 0.03,
     poll_interval: float = 0.02,
+    wait: float = 30.0,
     job_timeout: float = 30.0,
     time_limit: float = 300.0,
 ) -> LoadResult:
-    """Create `n` jobs on `path` with `k` in flight (k lanes, one connection each) and poll each to its end."""
+    """Create `n` jobs on `path` with `k` in flight (k lanes, one connection each) and follow each to its end.
+
+    With `wait` > 0 each follow-up is `GET /api/v1/jobs/{id}?wait=<wait>`, a long-poll the API answers when
+    the job ends (normally one GET per job); with `wait=0` the driver polls (`poll_first`, `poll_interval`).
+    """
     result = LoadResult()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + time_limit
@@ -184,9 +189,10 @@ async def drive_jobs(
         if status != 202:
             result.errors[f"create {status}"] += 1
             return
-        view_path = f"/api/v1/jobs/{answer['job_id']}"
+        view_path = f"/api/v1/jobs/{answer['job_id']}" + (f"?wait={wait:g}" if wait > 0 else "")
         give_up = started + job_timeout
-        await asyncio.sleep(poll_first)
+        if wait <= 0:
+            await asyncio.sleep(poll_first)
         while True:
             status, view = await http.request("GET", view_path)
             result.polls += 1
@@ -202,7 +208,8 @@ async def drive_jobs(
             if time.perf_counter() > give_up or loop.time() > deadline:
                 result.errors["job timeout"] += 1
                 return
-            await asyncio.sleep(poll_interval)
+            if wait <= 0:
+                await asyncio.sleep(poll_interval)
 
     async def lane(http: LaneClient) -> None:
         nonlocal next_index
@@ -337,6 +344,7 @@ class JobsRun:
     warmup: int = 200
     poll_first: float = 0.03
     poll_interval: float = 0.02
+    wait: float = 30.0
     job_timeout: float = 30.0
     time_limit: float = 300.0
     quiet_wait: float = 60.0
@@ -355,7 +363,7 @@ def run_jobs(topology: Topology, run: JobsRun) -> dict[str, Any]:
     token = run.token or BENCH_TOKEN
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common = dict(client=run.client, poll_first=run.poll_first, poll_interval=run.poll_interval,
-                  job_timeout=run.job_timeout)  # fmt: skip
+                  wait=run.wait, job_timeout=run.job_timeout)  # fmt: skip
     quiet = wait_for_quiet(timeout=run.quiet_wait) if run.quiet_wait > 0 else None
     if run.warmup:
         warm = asyncio.run(drive_jobs(topology.base, run.path, token, run.warmup, run.k, time_limit=60, **common))

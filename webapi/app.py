@@ -17,6 +17,7 @@ from .errors import register_error_handlers
 from .ratelimit import RateLimits
 from .resources import admin, blueprints, jobs, public, workers
 from .schemas import Heartbeat, Register, ResultBody
+from .worker_auth import TokenHashCache
 
 SWAGGER_ASSETS = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
@@ -46,6 +47,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     app.extensions["avtomatika.engine"] = engine
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
+    app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
     api = Api(app)
     api.register_blueprint(public.blp)
     api.register_blueprint(jobs.blp)

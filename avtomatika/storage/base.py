@@ -119,7 +119,8 @@ class StorageBackend(ABC):
 
         Creates the lease: held until `now + timeout` (hard) and expiring earlier when the worker stops
         heart-beating (`now + worker_ttl`, moved by `heartbeat_worker`). The claim carries the job record
-        and how many tasks are left in that queue. With a `poll` id: when nothing is eligible, the poll is
+        and how many tasks are left in that queue that the caller should wake another poll for (a backend
+        may wake one itself for tasks without requirements and report 0). With a `poll` id: when nothing is eligible, the poll is
         registered as polling the types until `poll_until` in the same operation (so a task dispatched
         right after wakes it); when a task is taken, the poll's registration is removed.
         """

@@ -130,6 +130,16 @@ redis.call('ZADD', p .. ':leases', math.min(deadline, now + ttl), task)
 redis.call('SADD', p .. ':wtasks:' .. worker, task)
 local record = redis.call('HMGET', p .. ':job:{' .. job .. '}', 'seq', 'doc')
 local left = redis.call('ZCARD', p .. ':queue:' .. best_queue)
+if left > 0 and redis.call('HGET', p .. ':classes:' .. best_type, best_queue) == '' then
+  -- More tasks anyone may run are waiting: wake one other open poll of this type right here
+  -- (requirement classes are left to the dispatcher, which checks eligibility).
+  local other = redis.call('ZRANGEBYSCORE', p .. ':pollers:' .. best_type, now, '+inf', 'LIMIT', 0, 1)
+  if other[1] then
+    redis.call('RPUSH', p .. ':wake:' .. other[1], 1)
+    redis.call('EXPIRE', p .. ':wake:' .. other[1], 120)
+  end
+  left = 0
+end
 return {task, job, best_type, tostring(deadline), record[1] or '', record[2] or '', left}
 """
 

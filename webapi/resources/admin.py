@@ -38,6 +38,9 @@ class ReloadWorkers(MethodView):
             count = apply_worker_tokens(engine())
         except ConfigError as exc:
             abort_json(400, "workers file is invalid; the previous tokens stay in effect", exc.message)
+        from ..worker_auth import token_cache
+
+        token_cache().clear()
         return {"status": "reloaded", "workers_with_own_token": count}
 
 
