@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -24,15 +24,29 @@ def load_engine(spec: str | None = None) -> OrchestratorEngine:
         raise ConfigError("AVTOMATIKA_APP is not set: name the module that builds the engine, e.g. my_app:engine")
     if target in _cache:
         return _cache[target]
-    module_name, _, attr = target.partition(":")
+    try:
+        engine = import_object(target, "engine")
+    except ImportError as exc:
+        raise ConfigError(f"AVTOMATIKA_APP={target!r}: {exc}") from exc
+    if not isinstance(engine, OrchestratorEngine):
+        raise ConfigError(f"AVTOMATIKA_APP={target!r}: this is not an OrchestratorEngine")
+    _cache[target] = engine
+    return engine
+
+
+def import_object(spec: str, default_attr: str) -> Any:
+    """The object named by `module:attr` (attr defaults to `default_attr`), importing from the working directory
+    too; `ImportError` names what is missing."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ImportError(f"{spec!r}: expected module:attr")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"AVTOMATIKA_APP={target!r}: cannot import {module_name!r}: {exc}") from exc
-    engine = getattr(module, attr or "engine", None)
-    if not isinstance(engine, OrchestratorEngine):
-        raise ConfigError(f"AVTOMATIKA_APP={target!r}: {attr or 'engine'!r} is not an OrchestratorEngine")
-    _cache[target] = engine
-    return engine
+        raise ImportError(f"cannot import {module_name!r}: {exc}") from exc
+    name = attr or default_attr
+    if not hasattr(module, name):
+        raise ImportError(f"module {module_name!r} has no {name!r}")
+    return getattr(module, name)

@@ -66,17 +66,23 @@ def _rate_limit(value: Any, where: str, path: str, table: str) -> str | None:
     return str(value)
 
 
+def _required_token(table: Any, where: str, path: str, name: str) -> str:
+    """The `token` of a client or worker table, or a `ConfigError` naming file, table and field."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table with a token", path=path, table=name)
+    token = table.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(f"{where}, field 'token': required, a non-empty string", path=path, table=name)
+    return token
+
+
 def load_clients(path: str) -> list[Client]:
     """Read `clients.toml`; any error names the file, the table and the field."""
     data = _load_toml(path, "clients")
     clients = []
     for name, table in data.items():
         where = f"clients file {path}, table [{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table with a token", path=path, table=name)
-        token = table.get("token")
-        if not isinstance(token, str) or not token.strip():
-            raise ConfigError(f"{where}, field 'token': required, a non-empty string", path=path, table=name)
+        token = _required_token(table, where, path, name)
         plan = table.get("plan", "default")
         if not isinstance(plan, str):
             raise ConfigError(f"{where}, field 'plan': must be a string", path=path, table=name)
@@ -100,11 +106,7 @@ def load_worker_tokens(path: str) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for name, table in data.items():
         where = f"workers file {path}, table [{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table with a token", path=path, table=name)
-        token = table.get("token")
-        if not isinstance(token, str) or not token.strip():
-            raise ConfigError(f"{where}, field 'token': required, a non-empty string", path=path, table=name)
+        token = _required_token(table, where, path, name)
         hashes[name] = hash_token(token)
     if len(set(hashes.values())) != len(hashes):
         raise ConfigError(f"workers file {path}: two workers share one token", path=path)

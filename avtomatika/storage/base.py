@@ -52,7 +52,6 @@ class StorageBackend(ABC):
     def get_job(self, job_id: str) -> Job | None:
         """The job record, or None."""
 
-    @abstractmethod
     def commit_job(
         self,
         job: Job,
@@ -68,6 +67,10 @@ class StorageBackend(ABC):
         In the same atomic operation the job is put on the stall watch list until `watch_until` (epoch
         seconds), or taken off it when `watch_until` is None.
         """
+        result = self.commit_job_changes(
+            job, expected_seq, JobChanges(), retention_seconds=retention_seconds, watch_until=watch_until
+        )
+        return result == "ok"
 
     @abstractmethod
     def commit_job_changes(
@@ -120,9 +123,9 @@ class StorageBackend(ABC):
         Creates the lease: held until `now + timeout` (hard) and expiring earlier when the worker stops
         heart-beating (`now + worker_ttl`, moved by `heartbeat_worker`). The claim carries the job record
         and how many tasks are left in that queue that the caller should wake another poll for (a backend
-        may wake one itself for tasks without requirements and report 0). With a `poll` id: when nothing is eligible, the poll is
-        registered as polling the types until `poll_until` in the same operation (so a task dispatched
-        right after wakes it); when a task is taken, the poll's registration is removed.
+        may wake one itself for tasks without requirements and report 0). With a `poll` id: when nothing
+        is eligible, the poll is registered as polling the types until `poll_until` in the same operation
+        (so a task dispatched right after wakes it); when a task is taken, the poll's registration is removed.
         """
 
     @abstractmethod

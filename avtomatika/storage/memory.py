@@ -83,19 +83,6 @@ class MemoryStorage(StorageBackend):
         job["seq"] = entry[0]
         return job
 
-    def commit_job(
-        self,
-        job: Job,
-        expected_seq: int,
-        *,
-        retention_seconds: int | None = None,
-        watch_until: float | None = None,
-    ) -> bool:
-        result = self.commit_job_changes(
-            job, expected_seq, JobChanges(), retention_seconds=retention_seconds, watch_until=watch_until
-        )
-        return result == "ok"
-
     def commit_job_changes(
         self,
         job: Job,

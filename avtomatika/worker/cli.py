@@ -8,12 +8,12 @@ commas, for failover) and ``--token``, or the environment variables ``AVTOMATIKA
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 from ..errors import AvtomatikaError
+from ..loader import import_object
 from ..logs import configure_logging
 from .worker import Worker
 
@@ -39,18 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_worker(spec: str) -> Worker:
     """Import ``module:attr`` (attr defaults to ``worker``) and return the `Worker` found there."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise AvtomatikaError(f"{spec!r}: expected module:attr, e.g. my_workers:worker")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        worker = import_object(spec, "worker")
     except ImportError as exc:
-        raise AvtomatikaError(f"cannot import {module_name!r}: {exc}") from exc
-    worker = getattr(module, attr or "worker", None)
+        raise AvtomatikaError(str(exc)) from exc
     if not isinstance(worker, Worker):
-        raise AvtomatikaError(f"{spec!r}: {attr or 'worker'!r} is not an avtomatika.worker.Worker")
+        raise AvtomatikaError(f"{spec!r}: this is not an avtomatika.worker.Worker")
     return worker
 
 

@@ -63,7 +63,7 @@ def test_bad_app_exits_with_2(tmp_path: Path) -> None:
     process = start_cli(tmp_path, "cli_worker_app:nothing")
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 2
-    assert "'nothing' is not an avtomatika.worker.Worker" in stderr
+    assert "module 'cli_worker_app' has no 'nothing'" in stderr
 
 
 def test_cli_runs_the_worker_and_stops_gracefully_on_sigterm(tmp_path: Path, stub: StubOrchestrator) -> None:
