@@ -44,15 +44,26 @@ class StepScheduler(Protocol):
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
         """Send a native task type's Celery task (queue `avtomatika.tasks.<type>`)."""
 
+    def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
+        """(list key, message) of an immediate step for storage to push atomically with a commit, or None
+        when the step must be scheduled after the commit instead."""
+
 
 @dataclass
 class InlineScheduler:
     """A scheduler that queues steps in memory; `drain` runs them in this thread (tests of pure logic)."""
 
     pending: list[tuple[str, int, float]] = field(default_factory=list)
+    native: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
         self.pending.append((job_id, seq, delay))
+
+    def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
+        self.native.append((job_id, task_id, task_type, params))
+
+    def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
+        return None  # steps are scheduled after each commit
 
     def drain(self, run_step: Callable[[str, int], str], limit: int = 10_000) -> int:
         """Run queued steps (ignoring delays) until none is left; returns how many ran."""
@@ -129,7 +140,7 @@ class OrchestratorCore:
         scoped_key = None
         if idempotency_key is not None:
             scoped_key = hashlib.sha256(f"{client.client_id}\0{idempotency_key}".encode()).hexdigest()
-        publish = self.step_message(job, 0)
+        publish = self.scheduler.step_message(job["id"], 0, blueprint=blueprint_name, state=job["current_state"])
         job_id = self.storage.create_job(
             job,
             idempotency_key=scoped_key,
@@ -143,17 +154,6 @@ class OrchestratorCore:
         if publish is None:
             self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
         return job_id, True
-
-    def step_message(self, job: Job, seq: int) -> tuple[str, str] | None:
-        """The broker message of an immediate step `(job, seq)` when storage can push it atomically with the
-        commit (Redis mode), else None and the step is scheduled after the commit."""
-        maker = getattr(self.scheduler, "step_message", None)
-        if maker is None:
-            return None
-        found: tuple[str, str] | None = maker(
-            job["id"], seq, blueprint=job["blueprint_name"], state=job["current_state"]
-        )
-        return found
 
     def get_job(self, job_id: str) -> Job | None:
         """The stored job record, or None."""
@@ -188,16 +188,10 @@ class OrchestratorCore:
             ):
                 continue
             break
-        changes = move.changes or JobChanges()
-        if move.kind == "continue" and JobStatus(job["status"]) in RUNNABLE:
-            changes.publish = self.step_message(job, seq + 1)
-        if self.commit(job, seq, changes, move.delay, events) != "ok":
+        next_step = move.delay if move.kind in ("continue", "retry") else None
+        if self.commit(job, seq, move.changes, next_step=next_step, events=events) != "ok":
             logger.info("step %s seq=%s lost a race; its result is discarded", job_id, seq)
             return "conflict"
-        if changes.publish is None and move.kind in ("continue", "retry") and not JobStatus(job["status"]).is_terminal:
-            self.scheduler.schedule_step(
-                job_id, job["seq"], move.delay, blueprint=job["blueprint_name"], state=job["current_state"]
-            )
         return "committed"
 
     def commit(
@@ -205,26 +199,41 @@ class OrchestratorCore:
         job: Job,
         expected_seq: int,
         changes: JobChanges | None = None,
-        delay: float = 0.0,
+        *,
+        next_step: float | None = None,
         events: list[tuple[str, tuple[Any, ...]]] | None = None,
     ) -> str:
         """Commit `job` (compare-and-set on `expected_seq`) with its index changes, retention and deadline.
 
-        On "ok" the after-commit effects of `changes` run, then the hook `events`, then, for a terminal
-        job, `job_ended` (once: only one commit can make a job terminal).
+        `next_step`: the job (if still runnable) runs its next step after that many seconds. An immediate
+        step's broker message goes into the same atomic commit when storage can do that (Redis mode);
+        otherwise the step is scheduled once the commit succeeded. On "ok" the after-commit effects of
+        `changes` run, then the hook `events`, then, for a terminal job, `job_ended` (once: only one
+        commit can make a job terminal).
         """
         changes = changes or JobChanges()
-        terminal = JobStatus(job["status"]).is_terminal
+        status = JobStatus(job["status"])
+        terminal = status.is_terminal
         changes.notify_end = terminal
+        if next_step is not None and status not in RUNNABLE:
+            next_step = None
+        if next_step == 0:
+            changes.publish = self.scheduler.step_message(
+                job["id"], expected_seq + 1, blueprint=job["blueprint_name"], state=job["current_state"]
+            )
         result = self.storage.commit_job_changes(
             job,
             expected_seq,
             changes,
             retention_seconds=self.config.JOB_RETENTION_SECONDS if terminal else None,
-            watch_until=self.watch_deadline(job, delay),
+            watch_until=self.watch_deadline(job, next_step or 0.0),
         )
         if result != "ok":
             return result
+        if next_step is not None and changes.publish is None:
+            self.scheduler.schedule_step(
+                job["id"], job["seq"], next_step, blueprint=job["blueprint_name"], state=job["current_state"]
+            )
         for effect in changes.after:
             try:
                 effect()

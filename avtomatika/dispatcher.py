@@ -141,11 +141,11 @@ class Dispatcher:
         Nothing for a draining or offline worker, nor for one already holding `max_concurrent_tasks`.
         """
         types = list(worker.get("supported_tasks") or [])
-        limit = (worker.get("resources") or {}).get("max_concurrent_tasks")
-        if not accepts_work(worker) or (limit and self.storage.active_tasks([worker["worker_id"]])[0] >= limit):
+        if not accepts_work(worker):
             if poll:
                 self.storage.set_poller(poll, types, None)
             return None
+        limit = int((worker.get("resources") or {}).get("max_concurrent_tasks") or 0)
         return self.storage.claim_task(
-            worker["worker_id"], types, capabilities(worker), time.time(), self.worker_ttl, poll, poll_until
+            worker["worker_id"], types, capabilities(worker), time.time(), self.worker_ttl, poll, poll_until, limit
         )

@@ -147,7 +147,6 @@ def job_view(job: Job, worker_id: str | None = None) -> dict[str, Any]:
     view = {name: job.get(name) for name in PUBLIC_FIELDS}
     task = job.get("task")
     if task and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
-        view["task"] = {"task_id": task["task_id"], "task_type": task["task_type"], "worker_id": worker_id}
         view["task_id"], view["task_type"], view["worker_id"] = task["task_id"], task["task_type"], worker_id
         view["progress"] = job.get("progress")
     return view

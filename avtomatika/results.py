@@ -57,17 +57,12 @@ class TaskEvents:
             outcome = apply_result(job, result, blueprint, self.config)
             remembered = LEASE_EXPIRED if lease_expired else outcome.answer
             changes = JobChanges(lease_check=(task_id, worker_id), end_lease=(task_id, remembered))
-            if outcome.next == "step" and JobStatus(job["status"]) in RUNNABLE:
-                changes.publish = self.core.step_message(job, seq + 1)
-            verdict = self.core.commit(job, seq, changes, outcome.delay)
+            next_step = outcome.delay if outcome.next in ("step", "retry") else None
+            verdict = self.core.commit(job, seq, changes, next_step=next_step)
             if verdict == "lease":  # `job` holds the outcome that was not applied: report the stored job
                 return self._late(self.storage.get_job(job_id) or job, task_id, worker_id)
             if verdict != "ok":
                 continue
-            if changes.publish is None and outcome.next in ("step", "retry") and JobStatus(job["status"]) in RUNNABLE:
-                self.core.scheduler.schedule_step(
-                    job_id, job["seq"], outcome.delay, blueprint=job["blueprint_name"], state=job["current_state"]
-                )
             return 200, {"status": outcome.answer}
         return 409, {"error": "the job kept changing concurrently; send the result again", "details": None}
 
@@ -130,7 +125,7 @@ class TaskEvents:
                 return False
             seq = job["seq"]
             job["progress"] = {"task_id": task_id, "progress": progress, "message": message, "at": time.time()}
-            verdict = self.core.commit(job, seq, JobChanges(lease_check=(task_id, worker_id)), 0.0)
+            verdict = self.core.commit(job, seq, JobChanges(lease_check=(task_id, worker_id)))
             if verdict == "ok":
                 return True
             if verdict == "lease":

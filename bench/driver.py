@@ -70,14 +70,14 @@ class Topology:
 def redis_topology(
     logdir: Path, *, pool: str = "threads", concurrency: int = 4, worker_loglevel: str = "WARNING",
     app: str = APP, experiments: str = "", worker_connections: int = 1000, env_extra: dict[str, str] | None = None,
-    worker_events: bool = True,
+    worker_events: bool = False,
 ) -> Iterator[Topology]:  # fmt: skip
     """redis-server + API (gunicorn gevent, 1 worker) + one Celery worker process.
 
     `worker_connections`: gunicorn's gevent connection limit (the API holds one greenlet per open request,
     long-polls included); `env_extra`: more environment for every service (e.g. WORKER_POLL_TIMEOUT_SECONDS);
-    `worker_events`: start the Celery worker with `-E` (Flower's task events; the product's default is off since
-    `CELERY_TASK_EVENTS` became opt-in; the experiment `no-events` also turns them off).
+    `worker_events`: start the Celery worker with `-E` (Flower's task events; off by default, as in the product;
+    the experiment `events` turns them on everywhere).
     """
     services: list[Service] = []
     try:
@@ -87,7 +87,7 @@ def redis_topology(
         worker = start_celery_worker(
             "celery_app", env, logdir, pool=pool, concurrency=concurrency, queue="avtomatika.steps",
             loglevel=worker_loglevel,
-            events=worker_events and "no-events" not in experiments,
+            events=worker_events or "events" in experiments,
         )  # fmt: skip
         services.append(worker)
         port = free_port()
@@ -108,7 +108,7 @@ def redis_topology(
                 "concurrency": concurrency,
                 "worker_loglevel": worker_loglevel,
                 "api": "gunicorn gevent -w 1",
-                "worker_events": worker_events and "no-events" not in experiments,
+                "worker_events": worker_events or "events" in experiments,
                 "experiments": experiments,
                 **({"app": app} if app != APP else {}),
                 **({"worker_connections": worker_connections} if worker_connections != 1000 else {}),

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_floor(
                 logdir, n=args.n, k=args.k, length=5, warmup=args.warmup, pool=args.pool,
                 concurrency=args.concurrency, loglevel=args.worker_loglevel, time_limit=args.time_limit,
-                quiet_wait=args.quiet_wait, scenario=SCENARIO, events="no-events" not in args.experiments,
+                quiet_wait=args.quiet_wait, scenario=SCENARIO, events="events" in args.experiments,
             )  # fmt: skip
             results.append(result)
             print(f"{mode}: {result['per_s']} chains/s -> {write_result(result).relative_to(ROOT)}", flush=True)

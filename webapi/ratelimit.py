@@ -10,6 +10,7 @@ of API CPU, and a batch lets a process overshoot a limit by at most ~5 % of it.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -47,7 +48,7 @@ class RateLimits:
         """Count a request of `identity`; answer 429 with Retry-After when it is over its limit."""
         if not self.enabled:
             return
-        item = limits.parse(override) if override else self.defaults[kind]
+        item = self._parse(override) if override else self.defaults[kind]
         key = f"{self.prefix}:{kind}:{identity}"
         batch = max(1, item.amount // BATCH_FRACTION)
         now = time.time()
@@ -66,6 +67,10 @@ class RateLimits:
         with self._lock:
             self._blocked[key] = reset
         self._refuse(item, kind, reset - now)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a few distinct strings, one limiter per app
+    def _parse(self, text: str) -> limits.RateLimitItem:
+        return limits.parse(text)
 
     @staticmethod
     def _refuse(item: limits.RateLimitItem, kind: str, wait: float) -> None:

@@ -117,6 +117,7 @@ class StorageBackend(ABC):
         worker_ttl: float,
         poll: str = "",
         poll_until: float = 0.0,
+        max_active: int = 0,
     ) -> Claim | None:
         """Atomically take the best queued task this worker may run (highest priority, then oldest).
 
@@ -126,6 +127,7 @@ class StorageBackend(ABC):
         may wake one itself for tasks without requirements and report 0). With a `poll` id: when nothing
         is eligible, the poll is registered as polling the types until `poll_until` in the same operation
         (so a task dispatched right after wakes it); when a task is taken, the poll's registration is removed.
+        With `max_active` > 0 a worker already holding that many leases gets nothing (checked atomically).
         """
 
     @abstractmethod

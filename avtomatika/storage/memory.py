@@ -183,8 +183,13 @@ class MemoryStorage(StorageBackend):
         worker_ttl: float,
         poll: str = "",
         poll_until: float = 0.0,
+        max_active: int = 0,
     ) -> Claim | None:
         with self._lock:
+            if max_active and sum(lease.worker_id == worker_id for lease in self._leases.values()) >= max_active:
+                for task_type in task_types if poll else []:
+                    self._pollers[task_type].pop(poll, None)
+                return None
             best: tuple[float, str, str, str] | None = None
             for task_type in task_types:
                 for queue, req in self._classes.get(task_type, {}).items():

@@ -223,11 +223,22 @@ class RedisStorage(StorageBackend):
         worker_ttl: float,
         poll: str = "",
         poll_until: float = 0.0,
+        max_active: int = 0,
     ) -> Claim | None:
         if not task_types:
             return None
         found = self._claim(
-            args=[self.prefix, worker_id, repr(now), worker_ttl, json.dumps(caps), poll, repr(poll_until), *task_types]
+            args=[
+                self.prefix,
+                worker_id,
+                repr(now),
+                worker_ttl,
+                json.dumps(caps),
+                poll,
+                repr(poll_until),
+                int(max_active),
+                *task_types,
+            ]  # fmt: skip
         )
         if not found:
             return None

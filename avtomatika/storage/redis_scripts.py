@@ -70,7 +70,8 @@ end
 return 'ok'
 """
 
-# ARGV: prefix, worker id, now, worker ttl, capabilities JSON, poll id ('' = none), poll until, task types...
+# ARGV: prefix, worker id, now, worker ttl, capabilities JSON, poll id ('' = none), poll until,
+# max leases (0 = no limit), task types...
 # Each task type has one queue per requirement class (hash `classes:<type>`: queue -> requirements JSON);
 # eligibility is checked once per class and only the head of each eligible class queue is compared.
 CLAIM_TASK = """
@@ -78,7 +79,15 @@ local p, worker = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local caps = cjson.decode(ARGV[5])
 local poll, poll_until = ARGV[6], ARGV[7]
-local first_type = 8
+local first_type = 9
+local max_active = tonumber(ARGV[8])
+if max_active > 0 and redis.call('SCARD', p .. ':wtasks:' .. worker) >= max_active then
+  -- the worker holds as many tasks as it said it can run: no claim, and no wake-ups for this poll
+  if poll ~= '' then
+    for i = first_type, #ARGV do redis.call('ZREM', p .. ':pollers:' .. ARGV[i], poll) end
+  end
+  return false
+end
 local function eligible(req)
   if req == nil or req == '' then return true end
   local r = cjson.decode(req)

@@ -148,7 +148,7 @@ def test_foreign_result_is_409_and_changes_nothing(orchestrator, worker):
     with orchestrator.client() as http:
         view = http.get(f"/api/v1/jobs/{job_id}").json()
     assert view["status"] == "waiting_for_worker" and "evil" not in view["state_history"]
-    assert view["task"]["worker_id"] == worker.worker_id
+    assert view["worker_id"] == worker.worker_id
     intruder.close()
 
 

@@ -1,0 +1,90 @@
+"""Contract suite of the task operations (queues, claims, leases, polls) over every storage backend."""
+
+from __future__ import annotations
+
+import time
+
+from avtomatika.tasks import JobChanges, QueueEntry, capabilities
+from tests.contract.test_storage import a_job, race, storage  # noqa: F401 - the backend fixture
+
+CPU = capabilities({"worker_id": "cpu"})
+GPU = capabilities({"worker_id": "gpu", "resources": {"gpu_info": {"model": "NVIDIA A100", "vram_gb": 80}}})
+
+
+def queued(storage, task_type="t", priority=0.0, requirements=None, seq=None):  # noqa: F811
+    job = a_job()
+    storage.create_job(job)
+    entry = QueueEntry(task_type, f"task-{job['id']}", job["id"], priority, 60.0, requirements)
+    if seq is not None:
+        entry = QueueEntry(task_type, entry.task_id, job["id"], priority, 60.0, requirements, seq=seq)
+    job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
+    assert storage.commit_job_changes(job, 0, JobChanges(enqueue=entry)) == "ok"
+    return entry
+
+
+def claim(storage, worker="w", caps=CPU, types=("t",), **kwargs):  # noqa: F811
+    return storage.claim_task(worker, list(types), caps, time.time(), 30.0, **kwargs)
+
+
+def test_priority_then_fifo(storage):  # noqa: F811
+    low = queued(storage, priority=0, seq=1)
+    first = queued(storage, priority=5, seq=2)
+    second = queued(storage, priority=5, seq=3)
+    assert [claim(storage).task_id for _ in range(3)] == [first.task_id, second.task_id, low.task_id]
+    assert claim(storage) is None
+
+
+def test_eligible_task_behind_many_ineligible_ones_is_found(storage):  # noqa: F811
+    for index in range(300):
+        queued(storage, requirements={"gpu_model": "A100"}, seq=index + 1)
+    plain = queued(storage, seq=10_000)
+    found = claim(storage)
+    assert found is not None and found.task_id == plain.task_id
+    assert found.job is not None and found.job["id"] == plain.job_id
+    assert claim(storage, "gpu", GPU).task_id.startswith("task-")
+    assert storage.queue_length("t") == 299
+
+
+def test_claim_or_register_the_poll(storage):  # noqa: F811
+    until = time.time() + 30
+    assert claim(storage, poll="w|p1", poll_until=until) is None
+    assert storage.pollers("t", time.time()) == ["w|p1"]
+    queued(storage)
+    assert claim(storage, poll="w|p1", poll_until=until) is not None
+    assert storage.pollers("t", time.time()) == []
+
+
+def test_max_active_is_checked_atomically(storage):  # noqa: F811
+    for index in range(8):
+        queued(storage, seq=index + 1)
+    claims = race(8, lambda _: claim(storage, max_active=2))
+    assert sum(c is not None for c in claims) == 2
+    assert storage.active_tasks(["w"]) == [2]
+
+
+def test_one_claim_per_task_under_a_race(storage):  # noqa: F811
+    queued(storage)
+    claims = race(8, lambda i: claim(storage, worker=f"w{i}"))
+    assert sum(c is not None for c in claims) == 1
+
+
+def test_lease_ends_with_the_commit_and_remembers_the_answer(storage):  # noqa: F811
+    entry = queued(storage)
+    taken = claim(storage)
+    job = storage.get_job(entry.job_id)
+    changes = JobChanges(lease_check=(taken.task_id, "someone-else"), end_lease=(taken.task_id, "ok"))
+    assert storage.commit_job_changes(job, job["seq"], changes) == "lease"
+    changes = JobChanges(lease_check=(taken.task_id, "w"), end_lease=(taken.task_id, "result_accepted_success"))
+    assert storage.commit_job_changes(job, job["seq"], changes) == "ok"
+    assert storage.get_lease(taken.task_id) is None
+    assert storage.result_answer(taken.task_id, "w") == "result_accepted_success"
+    assert storage.result_answer(taken.task_id, "intruder") is None
+
+
+def test_withdraw_of_a_claimed_task_is_gone(storage):  # noqa: F811
+    entry = queued(storage)
+    claim(storage)
+    job = storage.get_job(entry.job_id)
+    changes = JobChanges(withdraw=(entry.queue, entry.member), require_withdraw=True)
+    assert storage.commit_job_changes(job, job["seq"], changes) == "gone"
+    assert storage.get_job(entry.job_id)["seq"] == job["seq"]
