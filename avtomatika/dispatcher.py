@@ -15,7 +15,7 @@ from typing import Any
 from .config import Config
 from .errors import HandlerError
 from .storage.base import StorageBackend
-from .tasks import Claim, capabilities, eligible, requirements
+from .tasks import Claim, capabilities, eligible, requirements, task_cost
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Dispatcher:
         candidates = {
             r["worker_id"]: poll
             for poll, r in zip(polls, records, strict=True)
-            if r is not None and eligible(req, capabilities(r)) and accepts_work(r)
+            if r is not None and eligible(req, capabilities(r), task_type) and accepts_work(r)
         }
         if not candidates:
             return None
@@ -118,7 +118,7 @@ class Dispatcher:
         by_id = sorted({w["worker_id"]: w for w in workers}.values(), key=lambda w: w["worker_id"])
 
         def cost(worker: dict[str, Any]) -> float:
-            return float(worker.get("cost_per_second") or 0.0)
+            return task_cost(capabilities(worker), task_type)
 
         if strategy == "round_robin":
             turn = self.storage.next_counter(f"round_robin:{task_type}")
@@ -133,6 +133,26 @@ class Dispatcher:
             return str(min(by_id, key=lambda w: cost(w) / max(float(w.get("reputation", 1.0)), 0.01))["worker_id"])
         # default: a worker with the task type in its hot cache first, then the cheapest
         return str(min(by_id, key=lambda w: (task_type not in (w.get("hot_cache") or []), cost(w)))["worker_id"])
+
+    def heartbeat(
+        self, worker_id: str, updates: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """Refresh a worker (see `StorageBackend.heartbeat_worker`).
+
+        When the heartbeat changes `supported_tasks` (SDK 1.0b3 reports the types it has room for), the
+        worker's open long-polls are woken so that they poll for the new types instead of sleeping on the old.
+        """
+        before = None
+        if updates and "supported_tasks" in updates:
+            before = self.storage.get_workers([worker_id])[0]
+        now = time.time()
+        record, cancels = self.storage.heartbeat_worker(worker_id, self.worker_ttl, now, updates)
+        if before is not None and record is not None and before.get("supported_tasks") != record["supported_tasks"]:
+            for task_type in before.get("supported_tasks") or []:
+                for poll in self.storage.pollers(task_type, now):
+                    if poll_worker(poll) == worker_id:
+                        self.storage.wake(poll)
+        return record, cancels
 
     def claim(self, worker: dict[str, Any], poll: str = "", poll_until: float = 0.0) -> Claim | None:
         """Take the best waiting task this worker may run (creates its lease); with a `poll` id, register

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -125,18 +126,29 @@ class ClientRegistry:
     """Finds the client of a token; every stored hash is compared, in constant time."""
 
     def __init__(self, clients: list[Client]) -> None:
-        hashes = [c.token_hash for c in clients]
-        if len(set(hashes)) != len(hashes):
-            raise ConfigError("two clients share one token")
+        seen: dict[str, str] = {}
+        for client in clients:
+            if client.token_hash in seen:
+                raise ConfigError(f"clients [{seen[client.token_hash]}] and [{client.client_id}] share one token")
+            seen[client.token_hash] = client.client_id
         self.clients = clients
         self.by_id = {c.client_id: c for c in clients}
 
     @classmethod
     def from_config(cls, config: Config) -> ClientRegistry:
-        """Clients of `clients.toml` plus the admin client of `CLIENT_TOKEN` (when set)."""
+        """Clients of `clients.toml` plus the admin client of `CLIENT_TOKEN` (when set).
+
+        When `CLIENT_TOKEN` equals the token of a `clients.toml` table (apps written for 1.0b4 set both),
+        that table's client is the one meant, and it becomes an admin.
+        """
         clients = load_clients(config.CLIENTS_CONFIG_PATH) if config.CLIENTS_CONFIG_PATH else []
-        if config.CLIENT_TOKEN and not any(c.client_id == DEFAULT_CLIENT_ID for c in clients):
-            clients.append(Client(DEFAULT_CLIENT_ID, hash_token(config.CLIENT_TOKEN), "default", None, True))
+        if config.CLIENT_TOKEN:
+            digest = hash_token(config.CLIENT_TOKEN)
+            same = [i for i, c in enumerate(clients) if hmac.compare_digest(c.token_hash, digest)]
+            if len(same) == 1:
+                clients[same[0]] = dataclasses.replace(clients[same[0]], is_admin=True)
+            elif not same and not any(c.client_id == DEFAULT_CLIENT_ID for c in clients):
+                clients.append(Client(DEFAULT_CLIENT_ID, digest, "default", None, True))
         return cls(clients)
 
     def authenticate(self, token: str | None) -> Client | None:

@@ -99,6 +99,12 @@ class JobChanges:
     after: list[Any] = field(default_factory=list)
 
 
+def cancel_command(task_id: str, job_id: str) -> dict[str, str]:
+    """The WebSocket command telling a worker to stop a task: `command` is the protocol's key, `type` the one
+    the original's SDK 1.0b3 reads."""
+    return {"command": "cancel_task", "type": "cancel_task", "task_id": task_id, "job_id": job_id}
+
+
 def requirements(resource_requirements: dict[str, Any] | None, max_cost: float | None) -> dict[str, Any] | None:
     """Normalise a task's requirements to {gpu_model, vram_gb, models, max_cost} (None when there are none)."""
     req = resource_requirements or {}
@@ -126,10 +132,17 @@ def capabilities(worker: dict[str, Any]) -> dict[str, Any]:
         "vram_gb": float(gpu.get("vram_gb") or 0),
         "models": [m.get("name") for m in worker.get("installed_models") or [] if isinstance(m, dict)],
         "cost": float(worker.get("cost_per_second") or 0),
+        "costs": {t: float(c) for t, c in (worker.get("cost_per_skill") or {}).items()},
     }
 
 
-def eligible(req: dict[str, Any] | None, caps: dict[str, Any]) -> bool:
+def task_cost(caps: dict[str, Any], task_type: str) -> float:
+    """What a worker charges for `task_type`: its `cost_per_skill` entry, else its `cost_per_second`."""
+    costs: dict[str, float] = caps.get("costs") or {}
+    return costs.get(task_type, caps["cost"])
+
+
+def eligible(req: dict[str, Any] | None, caps: dict[str, Any], task_type: str = "") -> bool:
     """Whether a worker with `caps` may take a task with normalised requirements `req` (mirrors the Lua check)."""
     if not req:
         return True
@@ -139,7 +152,7 @@ def eligible(req: dict[str, Any] | None, caps: dict[str, Any]) -> bool:
         return False
     if any(name not in caps["models"] for name in req.get("models", [])):
         return False
-    return not ("max_cost" in req and caps["cost"] > req["max_cost"])
+    return not ("max_cost" in req and task_cost(caps, task_type) > req["max_cost"])
 
 
 def requirements_json(req: dict[str, Any] | None) -> str:

@@ -7,7 +7,6 @@ from typing import Any
 
 import flask_swagger_ui
 from flask import Flask, send_from_directory
-from flask_smorest import Api
 
 from avtomatika.engine import OrchestratorEngine
 from avtomatika.security import ClientRegistry
@@ -16,8 +15,8 @@ from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
 from .ratelimit import RateLimits
 from .resources import admin, blueprints, jobs, public, workers
-from .schemas import Heartbeat, Register, ResultBody
-from .worker_auth import TokenHashCache
+from .smorest import Api
+from .worker_auth import WORKER_HEADER, TokenHashCache, authenticate_worker_request
 
 SWAGGER_ASSETS = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
@@ -38,9 +37,11 @@ def create_app(engine: OrchestratorEngine) -> Flask:
             "components": {
                 "securitySchemes": {
                     "client": {"type": "apiKey", "in": "header", "name": CLIENT_HEADER},
-                    "worker": {"type": "apiKey", "in": "header", "name": "X-Worker-Token"},
+                    "worker": {"type": "apiKey", "in": "header", "name": WORKER_HEADER},
                 }
             },
+            # every operation needs the client token unless it says otherwise (public and worker routes do)
+            "security": [{"client": []}],
         },
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -48,20 +49,20 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
+    app.url_map.converters["job_id"] = jobs.JobIdConverter
     api = Api(app)
-    api.register_blueprint(public.blp)
-    api.register_blueprint(jobs.blp)
-    api.register_blueprint(blueprints.blp)
-    api.register_blueprint(jobs.register_create_routes(engine.blueprints))
-    api.register_blueprint(workers.blp)
-    api.register_blueprint(admin.blp)
-    for name, schema in (("Register", Register), ("Heartbeat", Heartbeat), ("ResultBody", ResultBody)):
-        api.spec.components.schema(name, schema=schema)
+    api.register_converter(jobs.JobIdConverter, jobs.job_id_param)
+    create_routes = jobs.create_routes(engine.blueprints)
+    for blp in (public.blp, jobs.blp, *create_routes, blueprints.blp, admin.blp, workers.blp):
+        api.register_blueprint(blp)
+    app.extensions["avtomatika.create_routes"] = sorted(
+        f"POST {bp.route}" for bp in engine.blueprints.values() if bp.route is not None
+    )
     admin.apply_worker_tokens(engine)
     workers.register_websocket(app)
-    _secure_api_routes(api)
     register_error_handlers(app)
     app.before_request(authenticate_client)
+    app.before_request(authenticate_worker_request)
 
     @app.get("/_public/swagger-ui/<path:filename>")
     def swagger_assets(filename: str) -> Any:
@@ -69,11 +70,3 @@ def create_app(engine: OrchestratorEngine) -> Flask:
 
     return app
 
-
-def _secure_api_routes(api: Api) -> None:
-    """Mark every `/api/*` operation as needing the client token in the OpenAPI document."""
-    for path, operations in api.spec._paths.items():
-        if path.startswith("/api/"):
-            for operation in operations.values():
-                if isinstance(operation, dict):
-                    operation.setdefault("security", [{"client": []}])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from avtomatika.errors import AvtomatikaError, ConflictError, JobNotFound, TransitionNotAllowed
@@ -58,6 +58,10 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(data, dict):
             details = data.get("messages") or data.get("errors")
         headers = {}
+        if exc.code == 404 and request.path.startswith("/api/"):
+            routes = current_app.extensions.get("avtomatika.create_routes", [])
+            message = f"no route {request.method} {request.path[:200]}"
+            return _response(404, message, {"job_routes": routes, "job_view": "GET /api/v1/jobs/<job_id (a UUID)>"})
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return _response(exc.code or 500, exc.description or exc.name, details, headers)

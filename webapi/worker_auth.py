@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from avtomatika.security import hash_token, worker_token_matches
 
-from .errors import abort_json
+from .errors import ApiError, abort_json
+from .payload import json_body
+from .schemas import WORKER_ID_PATTERN
 from .ratelimit import rate_limits
 from .resources.jobs import engine
 
@@ -52,11 +54,56 @@ def token_cache() -> TokenHashCache:
     return found
 
 
-def authenticate_worker(worker_id: str) -> None:
-    """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token)."""
+def authenticate_worker_request() -> None:
+    """`before_request` for `/_worker/*`: authenticate before any body validation (SPEC §5).
+
+    The worker id comes from the path, else from the body (register, result), as the original's middleware
+    did. A request whose body names no usable worker id passes only with a token the server knows (the
+    global token or a worker's own), so that it then gets the body's 400; anything else is 401.
+    `/_worker/ws` without an id (what SDK 1.0b3 connects to) identifies the worker by its own token.
+    """
+    if not request.path.startswith("/_worker/"):
+        return
     token = request.headers.get(WORKER_HEADER)
     if not token:
         abort_json(401, f"missing {WORKER_HEADER} header")
+    worker_id = (request.view_args or {}).get("worker_id")
+    if worker_id is None and request.path.rstrip("/") == "/_worker/ws":
+        owner = engine().storage.worker_token_owner(hash_token(token))
+        if owner is None:
+            abort_json(401, "/_worker/ws needs the worker's own token (workers.toml), or use /_worker/ws/<worker_id>")
+        g.worker_id = owner
+        rate_limits().hit("worker", owner)
+        return
+    if worker_id is None:
+        worker_id = _body_worker_id()
+    if worker_id is None:
+        if not _known_token(token):
+            abort_json(401, "invalid worker token")
+        return
+    authenticate_worker(worker_id, token)
+    g.worker_id = worker_id
+
+
+def _body_worker_id() -> str | None:
+    """The body's `worker_id` when it is a well-formed id, else None (the schema reports the error later)."""
+    try:
+        body = json_body(required=False)
+    except ApiError:
+        return None
+    worker_id = body.get("worker_id") if isinstance(body, dict) else None
+    return worker_id if isinstance(worker_id, str) and WORKER_ID_PATTERN.match(worker_id) else None
+
+
+def _known_token(token: str) -> bool:
+    current = engine()
+    return worker_token_matches(token, None, current.config.GLOBAL_WORKER_TOKEN) or (
+        current.storage.worker_token_owner(hash_token(token)) is not None
+    )
+
+
+def authenticate_worker(worker_id: str, token: str) -> None:
+    """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token)."""
     current = engine()
     if worker_token_matches(token, token_cache().get(worker_id), current.config.GLOBAL_WORKER_TOKEN):
         rate_limits().hit("worker", worker_id)
@@ -65,3 +112,9 @@ def authenticate_worker(worker_id: str) -> None:
     if owner is not None and owner != worker_id:
         abort_json(403, "this token belongs to another worker: a worker may act only as itself")
     abort_json(401, "invalid worker token")
+
+
+def authenticated_worker() -> str:
+    """The worker id this request was authenticated as."""
+    worker_id: str = g.worker_id
+    return worker_id

@@ -172,7 +172,8 @@ class StorageBackend(ABC):
     def heartbeat_worker(
         self, worker_id: str, ttl: float, now: float, updates: dict[str, Any] | None
     ) -> tuple[dict[str, Any] | None, list[str]]:
-        """Atomically refresh a worker: TTL, optional status/load updates, the expiry of its leases.
+        """Atomically refresh a worker: TTL, optional field updates (`status`, `load`, `supported_tasks`,
+        `hot_cache`, ...: each replaces the registered value), the expiry of its leases.
 
         Returns (the record or None when the worker is unknown, task ids cancelled since the last call).
         """

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..job import Job
-from ..tasks import Claim, JobChanges, Lease, eligible, parse_member
+from ..tasks import Claim, JobChanges, Lease, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
 ANSWER_TTL = 86400
@@ -131,7 +131,7 @@ class MemoryStorage(StorageBackend):
         if changes.cancel_notice is not None:
             worker_id, task_id, job_id = changes.cancel_notice
             self._cancels[worker_id].add(task_id)
-            self._commands[worker_id].append({"command": "cancel_task", "task_id": task_id, "job_id": job_id})
+            self._commands[worker_id].append(cancel_command(task_id, job_id))
         if changes.enqueue is not None:
             entry = changes.enqueue
             self._queues[entry.queue][entry.member] = entry.score
@@ -194,7 +194,7 @@ class MemoryStorage(StorageBackend):
             for task_type in task_types:
                 for queue, req in self._classes.get(task_type, {}).items():
                     entries = self._queues.get(queue)
-                    if not entries or not eligible(req, caps):
+                    if not entries or not eligible(req, caps, task_type):
                         continue
                     member, score = min(entries.items(), key=lambda i: (i[1], i[0]))
                     if best is None or (score, member) < (best[0], best[1]):

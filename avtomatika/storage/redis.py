@@ -333,6 +333,9 @@ class RedisStorage(StorageBackend):
         record["status"] = _text(fields.get(b"status", b"idle"))
         record["load"] = float(fields.get(b"load", b"0"))
         record["last_seen"] = float(fields.get(b"last_seen", b"0"))
+        for name, value in fields.items():
+            if name.startswith(b"f:"):  # a field a heartbeat changed
+                record[_text(name[2:])] = loads(value)
         return record
 
     def get_workers(self, worker_ids: list[str]) -> list[dict[str, Any] | None]:
@@ -351,7 +354,8 @@ class RedisStorage(StorageBackend):
         updates = updates or {}
         status = str(updates["status"]) if "status" in updates else ""
         load = repr(float(updates["load"])) if "load" in updates else ""
-        found = self._heartbeat(args=[self.prefix, worker_id, repr(now), ttl, status, load])
+        others = [item for k, v in updates.items() if k not in ("status", "load") for item in (k, dumps(v))]
+        found = self._heartbeat(args=[self.prefix, worker_id, repr(now), ttl, status, load, *others])
         if not found:
             return None, []
         flat, cancels = found

@@ -47,7 +47,9 @@ if ch.cancel_notice then
   local worker, task, job = ch.cancel_notice[1], ch.cancel_notice[2], ch.cancel_notice[3]
   redis.call('SADD', p .. ':cancel:' .. worker, task)
   redis.call('EXPIRE', p .. ':cancel:' .. worker, 86400)
-  redis.call('RPUSH', p .. ':wscmd:' .. worker, cjson.encode({command = 'cancel_task', task_id = task, job_id = job}))
+  -- `command` is the protocol's key; SDK 1.0b3 reads `type` (see tasks.cancel_command)
+  local cmd = cjson.encode({command = 'cancel_task', type = 'cancel_task', task_id = task, job_id = job})
+  redis.call('RPUSH', p .. ':wscmd:' .. worker, cmd)
   redis.call('EXPIRE', p .. ':wscmd:' .. worker, 3600)
 end
 if ch.enqueue then
@@ -88,7 +90,7 @@ if max_active > 0 and redis.call('SCARD', p .. ':wtasks:' .. worker) >= max_acti
   end
   return false
 end
-local function eligible(req)
+local function eligible(req, task_type)
   if req == nil or req == '' then return true end
   local r = cjson.decode(req)
   if r.gpu_model and not string.find(string.lower(caps.gpu_model), string.lower(r.gpu_model), 1, true) then
@@ -102,7 +104,11 @@ local function eligible(req)
       if not found then return false end
     end
   end
-  if r.max_cost and caps.cost > r.max_cost then return false end
+  if r.max_cost then
+    local cost = caps.cost
+    if type(caps.costs) == 'table' and caps.costs[task_type] then cost = caps.costs[task_type] end
+    if cost > r.max_cost then return false end
+  end
   return true
 end
 local best_type, best_queue, best_member, best_score
@@ -110,7 +116,7 @@ for i = first_type, #ARGV do
   local classes = redis.call('HGETALL', p .. ':classes:' .. ARGV[i])
   for j = 1, #classes, 2 do
     local queue, req = classes[j], classes[j + 1]
-    if eligible(req) then
+    if eligible(req, ARGV[i]) then
       local head = redis.call('ZRANGE', p .. ':queue:' .. queue, 0, 0, 'WITHSCORES')
       if head[1] then
         local member, score = head[1], tonumber(head[2])
@@ -152,7 +158,8 @@ end
 return {task, job, best_type, tostring(deadline), record[1] or '', record[2] or '', left}
 """
 
-# ARGV: prefix, worker id, now, ttl, status, load ('' = unchanged)
+# ARGV: prefix, worker id, now, ttl, status, load ('' = unchanged), then pairs (field, JSON value) of other
+# fields the heartbeat changes (stored as 'f:<field>', read over the registration document).
 HEARTBEAT = """
 local p, worker = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -160,6 +167,7 @@ local key = p .. ':worker:' .. worker
 if redis.call('EXISTS', key) == 0 then return false end
 if ARGV[5] ~= '' then redis.call('HSET', key, 'status', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', key, 'load', ARGV[6]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', key, 'f:' .. ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', key, 'last_seen', ARGV[3])
 redis.call('EXPIRE', key, math.ceil(ttl))
 redis.call('ZADD', p .. ':workers', now + ttl, worker)

@@ -1,11 +1,10 @@
-"""Admin and operator routes: reload worker tokens, list workers, cancel jobs."""
+"""Operator routes: reload worker tokens, list workers, the dashboard."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from avtomatika.engine import OrchestratorEngine
 from avtomatika.errors import ConfigError
@@ -13,9 +12,12 @@ from avtomatika.security import load_worker_tokens
 
 from ..auth import require_admin
 from ..errors import abort_json
-from .jobs import engine, load_visible_job
+from ..schemas import Dashboard, ReloadAnswer, WorkerRecord
+from ..smorest import Blueprint
+from ..worker_auth import token_cache
+from .jobs import engine
 
-blp = Blueprint("admin", __name__, description="Operator routes")
+blp = Blueprint("admin", __name__, description="Operators: workers, dashboard, token reload")
 
 
 def apply_worker_tokens(current: OrchestratorEngine) -> int:
@@ -31,6 +33,8 @@ def apply_worker_tokens(current: OrchestratorEngine) -> int:
 
 @blp.route("/api/v1/admin/reload-workers")
 class ReloadWorkers(MethodView):
+    @blp.response(200, ReloadAnswer)
+    @blp.errors(400, 401, 403, 429)
     def post(self) -> Any:
         """Re-read workers.toml: added, changed and removed worker tokens take effect at once (admin only)."""
         require_admin()
@@ -38,27 +42,28 @@ class ReloadWorkers(MethodView):
             count = apply_worker_tokens(engine())
         except ConfigError as exc:
             abort_json(400, "workers file is invalid; the previous tokens stay in effect", exc.message)
-        from ..worker_auth import token_cache
-
         token_cache().clear()
-        return {"status": "reloaded", "workers_with_own_token": count}
+        return {"status": "worker_configs_reloaded", "workers_with_own_token": count}
 
 
 @blp.route("/api/v1/workers")
 class Workers(MethodView):
+    @blp.response(200, WorkerRecord(many=True))
+    @blp.errors(401, 429)
     def get(self) -> Any:
-        """Live workers: registration data, status, load and reputation (never tokens)."""
-        from .workers import public_worker
-
-        return {"workers": [public_worker(w) for w in engine().storage.list_workers()]}
+        """Live workers, a JSON list as the original's: registration data, status, load, reputation (no tokens)."""
+        return engine().storage.list_workers()
 
 
-@blp.route("/api/v1/jobs/<job_id>/cancel")
-class CancelJob(MethodView):
-    def post(self, job_id: str) -> Any:
-        """Cancel a non-terminal job (owner or admin): 200, 409 when already terminal, 404 when unknown."""
-        load_visible_job(job_id)
-        status, answer = engine().events.cancel_job(job_id)
-        if status != 200:
-            abort_json(status, answer["error"], answer.get("details"))
-        return answer
+@blp.route("/api/v1/dashboard")
+class DashboardView(MethodView):
+    @blp.response(200, Dashboard)
+    @blp.errors(401, 429)
+    def get(self) -> Any:
+        """Live workers and tasks waiting for a worker (in total and by task type), in the original's shape."""
+        storage = engine().storage
+        queues = {task_type: storage.queue_length(task_type) for task_type in storage.queue_types()}
+        return {
+            "workers": {"total": len(storage.list_workers())},
+            "jobs": {"queued": sum(queues.values()), "queues": queues},
+        }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
+
+from ..schemas import Health
+from ..smorest import Blueprint
+from .jobs import engine
 
 blp = Blueprint("public", __name__, url_prefix="/_public", description="Public routes (no token)")
 
@@ -14,11 +16,13 @@ blp = Blueprint("public", __name__, url_prefix="/_public", description="Public r
 @blp.route("/status")
 class Status(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, Health)
+    @blp.alt_response(503, schema=Health, description="Storage or broker unreachable")
     def get(self) -> Any:
         """Health: `{"status": "ok"}` plus storage and broker reachability under `checks`."""
-        engine = current_app.extensions["avtomatika.engine"]
-        storage_ok = engine.storage.ping()
-        broker = "redis" if engine.redis_url else "memory"
+        current = engine()
+        storage_ok = current.storage.ping()
+        broker = "redis" if current.redis_url else "memory"
         checks = {
             "storage": "ok" if storage_ok else "unreachable",
             "broker": broker if storage_ok else "unreachable",

@@ -2,97 +2,87 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 import uuid
 from typing import Any
 
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
-from marshmallow import ValidationError
+from flask_sock import Sock
 
 from avtomatika.job import JobStatus
 
 from ..errors import abort_json
-from ..payload import json_object
-from ..schemas import Heartbeat, Register, ResultBody
-from ..worker_auth import authenticate_worker
+from ..schemas import Heartbeat, HeartbeatAnswer, Register, ResultBody, StatusAnswer, TaskPayload
+from ..smorest import Blueprint
+from ..worker_auth import authenticated_worker
 from .jobs import engine
 
 logger = logging.getLogger(__name__)
 
 blp = Blueprint("workers", __name__, url_prefix="/_worker", description="Worker protocol (X-Worker-Token)")
 WORKER_SECURITY = [{"worker": []}]
-PUBLIC_WORKER_FIELDS = (
-    "worker_id",
-    "supported_tasks",
-    "resources",
-    "installed_models",
-    "cost_per_second",
-    "hot_cache",
-    "capabilities",
-    "status",
-    "load",
-    "reputation",
-    "registered_at",
-    "last_seen",
-)
 
 
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+def worker_record(body: dict[str, Any], existing: dict[str, Any], now: float) -> dict[str, Any]:
+    """The stored record of a registration: the fields of `Register`, with the original's aliases applied.
 
-
-def _load(schema: Any, body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        loaded: dict[str, Any] = schema.load(body)
-    except ValidationError as exc:
-        abort_json(400, "invalid request body", exc.messages)
-    return loaded
-
-
-def public_worker(record: dict[str, Any]) -> dict[str, Any]:
-    """A worker record as the API shows it (registration data and status; it holds no secrets)."""
-    return {k: record.get(k) for k in PUBLIC_WORKER_FIELDS}
+    A top-level `max_concurrent_tasks` (SDK 1.0b3) counts when `resources` has none; the deprecated `cost`
+    counts when `cost_per_second` is absent. `reputation` is the server's (kept across re-registration).
+    """
+    record = {k: v for k, v in body.items() if k != "cost"}
+    resources = dict(record.get("resources") or {})
+    if resources.get("max_concurrent_tasks") is None and body.get("max_concurrent_tasks") is not None:
+        resources["max_concurrent_tasks"] = body["max_concurrent_tasks"]
+    record["resources"] = resources
+    record["cost_per_second"] = float(body.get("cost_per_second", body.get("cost", 0.0)))
+    record.update(
+        status=body.get("status", "idle"),
+        load=float(body.get("load", 0.0)),
+        reputation=float(existing.get("reputation", 1.0)),
+        registered_at=existing.get("registered_at", now),
+        last_seen=now,
+    )
+    return record
 
 
 @blp.route("/workers/register")
 class RegisterWorker(MethodView):
-    @blp.doc(security=WORKER_SECURITY, requestBody=_body("Register"))
-    def post(self) -> Any:
-        """Register (or re-register) a worker: its task types, resources, models, cost and hot cache."""
-        body = _load(Register(), json_object())
-        authenticate_worker(body["worker_id"])
+    @blp.doc(security=WORKER_SECURITY)
+    @blp.arguments(Register)
+    @blp.response(200, StatusAnswer)
+    @blp.errors(401, 403, 413, 429)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Register (or re-register) a worker: its task types, resources, models, costs and hot cache.
+
+        Unknown fields are ignored; `reputation` and `dynamic_token` sent by a worker are ignored too.
+        """
         current = engine()
         now = time.time()
         existing = current.storage.get_workers([body["worker_id"]])[0] or {}
-        record = {
-            **body,
-            "status": "idle",
-            "load": 0.0,
-            "reputation": float(existing.get("reputation", 1.0)),
-            "registered_at": existing.get("registered_at", now),
-            "last_seen": now,
-        }
-        current.storage.save_worker(record, current.events.core.dispatcher.worker_ttl, now)
+        current.storage.save_worker(worker_record(body, existing, now), current.events.core.dispatcher.worker_ttl, now)
         return {"status": "registered"}
 
 
 @blp.route("/workers/<worker_id>")
 class WorkerHeartbeat(MethodView):
-    @blp.doc(security=WORKER_SECURITY, requestBody={**_body("Heartbeat"), "required": False})
-    def patch(self, worker_id: str) -> Any:
-        """Heartbeat: refresh the TTL; a body `{status, load}` updates them. Carries `cancel_tasks` when any."""
-        authenticate_worker(worker_id)
-        body = json_object(required=False)
-        updates = _load(Heartbeat(), body) if body else None
-        current = engine()
-        ttl = current.events.core.dispatcher.worker_ttl
-        record, cancels = current.storage.heartbeat_worker(worker_id, ttl, time.time(), updates)
+    @blp.doc(security=WORKER_SECURITY)
+    @blp.arguments(Heartbeat, required=False)
+    @blp.response(200, HeartbeatAnswer)
+    @blp.errors(401, 403, 404, 413, 429)
+    def patch(self, updates: dict[str, Any], worker_id: str) -> Any:
+        """Heartbeat: refresh the TTL; a body updates `status`, `load`, `supported_tasks`, `hot_cache`, ...
+
+        Answers `{"status": "ttl_refreshed"}` for an empty body, else the updated worker record; plus
+        `cancel_tasks` when tasks held by this worker were cancelled.
+        """
+        record, cancels = engine().events.core.dispatcher.heartbeat(worker_id, updates or None)
         if record is None:
             abort_json(404, "unknown worker: register first", {"worker_id": worker_id})
-        answer: dict[str, Any] = public_worker(record) if updates else {"status": "ttl_refreshed"}
+        answer: dict[str, Any] = dict(record) if updates else {"status": "ttl_refreshed"}
         if cancels:
             answer["cancel_tasks"] = cancels
         return answer
@@ -100,10 +90,12 @@ class WorkerHeartbeat(MethodView):
 
 @blp.route("/workers/<worker_id>/tasks/next")
 class NextTask(MethodView):
-    @blp.doc(security=WORKER_SECURITY, responses={"204": {"description": "No task within the poll timeout"}})
+    @blp.doc(security=WORKER_SECURITY)
+    @blp.response(200, TaskPayload)
+    @blp.alt_response(204, description="No task within the poll timeout")
+    @blp.errors(401, 403, 404, 429)
     def get(self, worker_id: str) -> Any:
         """Long-poll for a task: 200 with the task, or 204 after `WORKER_POLL_TIMEOUT_SECONDS`."""
-        authenticate_worker(worker_id)
         current = engine()
         storage, dispatcher = current.storage, current.events.core.dispatcher
         worker = storage.get_workers([worker_id])[0]
@@ -132,6 +124,10 @@ class NextTask(MethodView):
                     return Response(status=204)
                 if storage.wait_for_wake(poll, remaining):
                     worker = storage.get_workers([worker_id])[0] or worker
+                    now_types = list(worker.get("supported_tasks") or [])
+                    if now_types != types:  # a heartbeat changed the task types: poll for the new ones
+                        storage.set_poller(poll, types, None)
+                        types = now_types
         finally:
             if registered:
                 storage.set_poller(poll, types, None)
@@ -159,11 +155,12 @@ def _task_payload(claim: Any) -> dict[str, Any] | None:
 
 @blp.route("/tasks/result")
 class TaskResult(MethodView):
-    @blp.doc(security=WORKER_SECURITY, requestBody=_body("ResultBody"))
-    def post(self) -> Any:
+    @blp.doc(security=WORKER_SECURITY)
+    @blp.arguments(ResultBody)
+    @blp.response(200, StatusAnswer)
+    @blp.errors(401, 403, 404, 409, 413, 429)
+    def post(self, body: dict[str, Any]) -> Any:
         """Report a task's result; 409 for a stale or foreign result (it changes nothing)."""
-        body = _load(ResultBody(), json_object())
-        authenticate_worker(body["worker_id"])
         result = {k: v for k, v in body["result"].items() if v is not None}
         status, answer = engine().events.accept_result(body["job_id"], body["task_id"], body["worker_id"], result)
         if status != 200:
@@ -172,54 +169,54 @@ class TaskResult(MethodView):
 
 
 def register_websocket(app: Any) -> None:
-    """`GET /_worker/ws/<worker_id>`: cancel commands pushed to the worker, progress events from it."""
-    from flask_sock import Sock
-
+    """`GET /_worker/ws/<worker_id>` (and `/_worker/ws`, identified by the worker's own token, as SDK 1.0b3
+    connects): cancel commands pushed to the worker, progress events from it. Authenticated in
+    `worker_auth.authenticate_worker_request` like every worker route."""
     sock = Sock(app)
 
-    @app.before_request
-    def authenticate_socket() -> None:
-        from flask import request
-
-        prefix = "/_worker/ws/"
-        if request.path.startswith(prefix):
-            authenticate_worker(request.path[len(prefix) :])
-
-    @sock.route("/_worker/ws/<worker_id>")
+    @sock.route("/_worker/ws/<worker_id>", endpoint="worker_socket")
     def worker_socket(ws: Any, worker_id: str) -> None:
-        current = engine()
-        storage = current.storage
-        try:
-            while ws.connected:
-                storage.set_ws_connected(worker_id, 5.0)
-                for command in storage.pop_commands(worker_id, 0.5):
-                    ws.send(current_app.json.dumps(command))
+        _serve_socket(ws, worker_id)
+
+    @sock.route("/_worker/ws", endpoint="worker_socket_by_token")
+    def worker_socket_by_token(ws: Any) -> None:
+        _serve_socket(ws, authenticated_worker())
+
+
+def _serve_socket(ws: Any, worker_id: str) -> None:
+    current = engine()
+    storage = current.storage
+    try:
+        while ws.connected:
+            storage.set_ws_connected(worker_id, 5.0)
+            for command in storage.pop_commands(worker_id, 0.5):
+                ws.send(current_app.json.dumps(command))
+            message = ws.receive(timeout=0)
+            while message is not None:
+                _progress(current, worker_id, message)
                 message = ws.receive(timeout=0)
-                while message is not None:
-                    _progress(current, worker_id, message)
-                    message = ws.receive(timeout=0)
-        finally:
-            storage.set_ws_connected(worker_id, None)
+    finally:
+        storage.set_ws_connected(worker_id, None)
 
 
 def _progress(current: Any, worker_id: str, message: Any) -> None:
-    import json
-
+    """Store a `progress_update` event (named by `event`, or by `type` as SDK 1.0b3 sends it)."""
     try:
         event = json.loads(message)
     except (TypeError, ValueError):
         return
-    if not isinstance(event, dict) or event.get("event") != "progress_update":
+    if not isinstance(event, dict) or "progress_update" not in (event.get("event"), event.get("type")):
         return
     progress = event.get("progress")
-    if isinstance(progress, bool) or not isinstance(progress, int | float):
+    if isinstance(progress, bool) or not isinstance(progress, int | float) or not math.isfinite(progress):
         progress = None
     task_id = event.get("task_id")
     job_id = event.get("job_id") or ""
-    if not isinstance(task_id, str):
+    if not isinstance(task_id, str) or not isinstance(job_id, str):
         return
     if not job_id:
         lease = current.storage.get_lease(task_id)
         job_id = lease.job_id if lease else ""
     if job_id:
-        current.events.record_progress(job_id, task_id, worker_id, progress, str(event.get("message") or "")[:1000])
+        text = str(event.get("message") or "")[:1000].encode("utf-8", "replace").decode("utf-8")
+        current.events.record_progress(job_id, task_id, worker_id, progress, text)
