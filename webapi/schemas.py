@@ -168,7 +168,7 @@ class CreateJob(Schema):
 
 
 class JobQuery(Liberal):
-    wait = Number(
+    wait = fields.Float(
         validate=validate.Range(min=0, max=60),
         load_default=0.0,
         metadata={"description": "seconds (up to 60) to wait for the job to end before answering"},

@@ -43,6 +43,10 @@ class JsonBodyParser(FlaskParser):
         self, error: ma.ValidationError, req: Any, schema: ma.Schema, **_: Any
     ) -> NoReturn:
         messages = error.messages
+        if isinstance(messages, dict) and set(messages) == {"query"}:
+            fields = messages["query"]
+            names = ", ".join(sorted(fields)) if isinstance(fields, dict) else ""
+            abort_json(400, f"invalid query parameter: {names}", fields)
         if isinstance(messages, dict) and set(messages) == {"json"}:
             messages = messages["json"]
         abort_json(400, "invalid request body", messages)

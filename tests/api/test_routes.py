@@ -88,7 +88,7 @@ def test_openapi_lists_blueprint_routes(orchestrator):
     spec = httpx.get(orchestrator.base + "/_public/openapi.json").json()
     for route in ("/api/v1/jobs/linear", "/api/v1/jobs/conditional", "/api/v1/jobs/priced_order"):
         assert "post" in spec["paths"][route], route
-    assert spec["paths"]["/api/v1/jobs/linear"]["post"]["security"] == [{"client": []}]
+    assert spec["security"] == [{"client": []}]  # the default of every operation that does not say otherwise
     assert "/api/v1/jobs/{job_id}" in spec["paths"]
 
 

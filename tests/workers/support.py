@@ -148,7 +148,7 @@ def record_of(orchestrator: Any, worker_id: str) -> dict[str, Any] | None:
     with orchestrator.client() as http:
         answer = http.get("/api/v1/workers")
     assert answer.status_code == 200, answer.text
-    found = [w for w in answer.json()["workers"] if w["worker_id"] == worker_id]
+    found = [w for w in answer.json() if w["worker_id"] == worker_id]
     return found[0] if found else None
 
 

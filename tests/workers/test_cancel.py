@@ -112,7 +112,7 @@ def test_cancel_is_pushed_over_the_websocket_and_progress_is_shown(orchestrator)
         answer = cancel(orchestrator, job_id)
         assert answer.status_code == 200 and answer.json() == {"status": "cancellation_request_sent"}
         pushed = json.loads(ws.recv(timeout=10))
-        assert pushed == {"command": "cancel_task", "task_id": task["task_id"], "job_id": job_id}
+        assert pushed == {"command": "cancel_task", "type": "cancel_task", "task_id": task["task_id"], "job_id": job_id}
     cancelled = view(orchestrator, job_id)
     assert cancelled["status"] == "cancelled"
     # the heartbeat tells it too (once), and the late result is acknowledged without effect

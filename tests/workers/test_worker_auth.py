@@ -57,7 +57,7 @@ def test_worker_list_holds_no_secrets(orchestrator):
     with orchestrator.client() as http:
         answer = http.get("/api/v1/workers")
     assert answer.status_code == 200
-    listed = {w["worker_id"]: w for w in answer.json()["workers"]}
+    listed = {w["worker_id"]: w for w in answer.json()}
     assert {"gpu-worker-01", other} <= set(listed)
     text = answer.text.lower()
     for secret in (GPU_TOKEN, CPU_TOKEN, GLOBAL_WORKER_TOKEN):
@@ -137,7 +137,7 @@ def test_reload_adds_changes_and_revokes_tokens(own_api):
 
     answer = own_api.reload()
     assert answer.status_code == 200
-    assert answer.json() == {"status": "reloaded", "workers_with_own_token": 2}
+    assert answer.json() == {"status": "worker_configs_reloaded", "workers_with_own_token": 2}
 
     # changed: the old token is refused on every route, the new one is let in
     assert set(own_api.accepted("w-alpha", "alpha-1").values()) == {401}
@@ -155,7 +155,7 @@ def test_reload_adds_changes_and_revokes_tokens(own_api):
 
 def test_reload_removing_every_worker(own_api):
     own_api.write("")
-    assert own_api.reload().json() == {"status": "reloaded", "workers_with_own_token": 0}
+    assert own_api.reload().json() == {"status": "worker_configs_reloaded", "workers_with_own_token": 0}
     assert set(own_api.accepted("w-alpha", "alpha-1").values()) == {401}
     assert own_api.accepted("w-alpha", GLOBAL_WORKER_TOKEN) == LET_IN
 

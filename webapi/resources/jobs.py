@@ -42,6 +42,8 @@ def engine() -> OrchestratorEngine:
 
 def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> Any:
     """Handle `POST` on a blueprint's create route (`body` is a loaded `CreateJob`)."""
+    if not request.get_data(cache=True).strip():
+        abort_json(400, "request body must be JSON: the job's initial_data (an object)")
     key = request.headers.get("Idempotency-Key") or body.pop("idempotency_key", None)
     body.pop("idempotency_key", None)
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
