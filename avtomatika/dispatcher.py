@@ -134,9 +134,7 @@ class Dispatcher:
         # default: a worker with the task type in its hot cache first, then the cheapest
         return str(min(by_id, key=lambda w: (task_type not in (w.get("hot_cache") or []), cost(w)))["worker_id"])
 
-    def heartbeat(
-        self, worker_id: str, updates: dict[str, Any] | None
-    ) -> tuple[dict[str, Any] | None, list[str]]:
+    def heartbeat(self, worker_id: str, updates: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
         """Refresh a worker (see `StorageBackend.heartbeat_worker`).
 
         When the heartbeat changes `supported_tasks` (SDK 1.0b3 reports the types it has room for), the

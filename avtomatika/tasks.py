@@ -139,7 +139,7 @@ def capabilities(worker: dict[str, Any]) -> dict[str, Any]:
 def task_cost(caps: dict[str, Any], task_type: str) -> float:
     """What a worker charges for `task_type`: its `cost_per_skill` entry, else its `cost_per_second`."""
     costs: dict[str, float] = caps.get("costs") or {}
-    return costs.get(task_type, caps["cost"])
+    return float(costs.get(task_type, caps["cost"]))
 
 
 def eligible(req: dict[str, Any] | None, caps: dict[str, Any], task_type: str = "") -> bool:

@@ -69,4 +69,3 @@ def create_app(engine: OrchestratorEngine) -> Flask:
         return send_from_directory(SWAGGER_ASSETS, filename, max_age=3600)
 
     return app
-

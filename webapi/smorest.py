@@ -72,4 +72,3 @@ class Api(flask_smorest.Api):
     """The API with the real error schema (`DEFAULT_ERROR` documents every operation's error answers)."""
 
     ERROR_SCHEMA = Error
-

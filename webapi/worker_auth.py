@@ -11,9 +11,9 @@ from avtomatika.security import hash_token, worker_token_matches
 
 from .errors import ApiError, abort_json
 from .payload import json_body
-from .schemas import WORKER_ID_PATTERN
 from .ratelimit import rate_limits
 from .resources.jobs import engine
+from .schemas import WORKER_ID_PATTERN
 
 WORKER_HEADER = "X-Worker-Token"
 CACHE_SECONDS = 2.0
