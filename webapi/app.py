@@ -14,7 +14,7 @@ from avtomatika.security import ClientRegistry
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
 from .ratelimit import RateLimits
-from .resources import admin, blueprints, jobs, public, workers
+from .resources import admin, blueprints, debug, jobs, public, workers
 from .smorest import Api
 from .worker_auth import WORKER_HEADER, TokenHashCache, authenticate_worker_request
 
@@ -52,9 +52,16 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     app.url_map.converters["job_id"] = jobs.JobIdConverter
     api = Api(app)
     api.register_converter(jobs.JobIdConverter, jobs.job_id_param)
-    create_routes = jobs.create_routes(engine.blueprints)
-    for blp in (public.blp, jobs.blp, *create_routes, blueprints.blp, admin.blp, workers.blp):
+    for blp in (public.blp, *jobs.create_routes(engine.blueprints), workers.blp):
         api.register_blueprint(blp)
+    if engine.config.DEBUG_ENDPOINTS:
+        api.register_blueprint(debug.blp)
+    # The common client routes live under /api/v1 and, as in the original, under every other API version a
+    # blueprint uses (`/api/v2/jobs/<id>`, or `/api/jobs/<id>` for blueprints without a version).
+    for prefix in client_api_prefixes(engine):
+        suffix = "" if prefix == "/api/v1" else prefix.removeprefix("/api").replace("/", "_") or "_unversioned"
+        for blp in (jobs.blp, blueprints.blp, admin.blp):
+            api.register_blueprint(blp, url_prefix=prefix, name=blp.name + suffix)
     app.extensions["avtomatika.create_routes"] = sorted(
         f"POST {bp.route}" for bp in engine.blueprints.values() if bp.route is not None
     )
@@ -69,3 +76,9 @@ def create_app(engine: OrchestratorEngine) -> Flask:
         return send_from_directory(SWAGGER_ASSETS, filename, max_age=3600)
 
     return app
+
+
+def client_api_prefixes(engine: OrchestratorEngine) -> list[str]:
+    """`/api/v1` plus the prefix of every API version a registered blueprint's create route uses."""
+    versions = {bp.api_version or "" for bp in engine.blueprints.values() if bp.route is not None}
+    return ["/api/v1", *sorted(f"/api/{v}".rstrip("/") for v in versions - {"v1"})]

@@ -31,7 +31,7 @@ def apply_worker_tokens(current: OrchestratorEngine) -> int:
     return len(hashes)
 
 
-@blp.route("/api/v1/admin/reload-workers")
+@blp.route("/admin/reload-workers")
 class ReloadWorkers(MethodView):
     @blp.response(200, ReloadAnswer)
     @blp.errors(400, 401, 403, 429)
@@ -46,7 +46,7 @@ class ReloadWorkers(MethodView):
         return {"status": "worker_configs_reloaded", "workers_with_own_token": count}
 
 
-@blp.route("/api/v1/workers")
+@blp.route("/workers")
 class Workers(MethodView):
     @blp.response(200, WorkerRecord(many=True))
     @blp.errors(401, 429)
@@ -55,7 +55,7 @@ class Workers(MethodView):
         return engine().storage.list_workers()
 
 
-@blp.route("/api/v1/dashboard")
+@blp.route("/dashboard")
 class DashboardView(MethodView):
     @blp.response(200, Dashboard)
     @blp.errors(401, 429)

@@ -17,7 +17,7 @@ from .jobs import engine
 blp = Blueprint("blueprints", __name__, description="Registered blueprints")
 
 
-@blp.route("/api/v1/blueprints/<name>/graph")
+@blp.route("/blueprints/<name>/graph")
 class Graph(MethodView):
     @blp.arguments(GraphQuery, location="query")
     @blp.response(200, content_type="text/vnd.graphviz", description="DOT text (SVG with ?format=svg)")

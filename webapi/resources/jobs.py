@@ -91,7 +91,7 @@ def load_visible_job(job_id: str) -> dict[str, Any]:
     return job
 
 
-@blp.route("/api/v1/jobs/<job_id:job_id>")
+@blp.route("/jobs/<job_id:job_id>")
 class Job(MethodView):
     @blp.arguments(JobQuery, location="query")
     @blp.response(200, JobView)
@@ -112,7 +112,7 @@ class Job(MethodView):
         return job_view(job, lease.worker_id if lease else None)
 
 
-@blp.route("/api/v1/jobs/<job_id:job_id>/cancel")
+@blp.route("/jobs/<job_id:job_id>/cancel")
 class CancelJob(MethodView):
     @blp.response(200, StatusAnswer)
     @blp.errors(401, 404, 409, 429)
