@@ -28,6 +28,7 @@ from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, JobChanges, Lease, QueueEntry
+from .transitions import enter_state, fail
 
 logger = logging.getLogger(__name__)
 
@@ -303,16 +304,9 @@ class OrchestratorCore:
             )
         if action["kind"] == "transition":
             target = action["state"]
-            if not blueprint.has_state(target):
-                return self._fail(job, f"state {state!r}: transition_to({target!r}) names an unknown state")
-            if job["transitions"] >= self.config.MAX_TRANSITIONS_PER_JOB:
-                return self._fail(
-                    job, f"MAX_TRANSITIONS_PER_JOB ({self.config.MAX_TRANSITIONS_PER_JOB}) reached at state {state!r}"
-                )
-            job["current_state"] = target
-            job["transitions"] += 1
-            job["retry_count"] = 0
-            return _CONTINUE
+            cause = f"state {state!r}: transition_to({target!r})"
+            entered = enter_state(job, blueprint, target, self.config, cause=cause)
+            return _CONTINUE if entered and job["status"] == JobStatus.RUNNING.value else _STOP
         if action["kind"] == "dispatch_task":
             try:
                 return self._queue_task(job, new_task(action, self.config, time.time()), events)
@@ -365,8 +359,7 @@ class OrchestratorCore:
         return _STOP
 
     def _fail(self, job: Job, message: str) -> _Move:
-        job["error_message"] = message
-        set_status(job, JobStatus.FAILED)
+        fail(job, message)
         return _STOP
 
     def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:

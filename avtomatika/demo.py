@@ -38,7 +38,7 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
     engine.config.API_PORT = 0
     await engine.start()
     try:
-        base = f"http://127.0.0.1:{engine._runner.port if engine._runner else 0}"
+        base = f"http://127.0.0.1:{engine.port}"
         token = engine.config.CLIENT_TOKEN
         loop = asyncio.get_running_loop()
         mode = "Redis mode" if engine.redis_url else "embedded mode, no servers needed"

@@ -37,8 +37,20 @@ class ActionError(RuntimeError, AvtomatikaError):
         AvtomatikaError.__init__(self, message, **context)
 
 
-class JobNotFound(AvtomatikaError):
+class NotFound(AvtomatikaError):
+    """Something the caller named does not exist (or is not visible to it)."""
+
+
+class JobNotFound(NotFound):
     """No job with that id (or not visible to the caller)."""
+
+
+class WorkerNotFound(NotFound):
+    """No live worker with that id: it never registered, or its record expired."""
+
+
+class BlueprintNotFound(NotFound):
+    """No blueprint with that name is registered."""
 
 
 class TransitionNotAllowed(AvtomatikaError):
@@ -47,3 +59,15 @@ class TransitionNotAllowed(AvtomatikaError):
 
 class ConflictError(AvtomatikaError):
     """A concurrent change won; the caller's view of the job is stale."""
+
+
+class StaleResult(ConflictError):
+    """A worker's result for a task it does not hold (the lease expired, moved or was never given)."""
+
+
+class JobAlreadyEnded(ConflictError):
+    """The job is terminal: it cannot be cancelled (or changed) any more."""
+
+
+class Unsupported(AvtomatikaError):
+    """The server cannot do this here (a missing optional binary, for example)."""

@@ -5,20 +5,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigError
+from .registry import Registry
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import OrchestratorEngine
-
-_cache: dict[str, OrchestratorEngine] = {}
+_cache: dict[str, Any] = {}
 
 
-def load_engine(spec: str | None = None) -> OrchestratorEngine:
+def load_engine(spec: str | None = None) -> Any:
     """Import `module:attr` (attr defaults to `engine`) and return the `OrchestratorEngine` found there."""
-    from .engine import OrchestratorEngine
-
     target = spec or os.environ.get("AVTOMATIKA_APP", "")
     if not target:
         raise ConfigError("AVTOMATIKA_APP is not set: name the module that builds the engine, e.g. my_app:engine")
@@ -28,7 +24,7 @@ def load_engine(spec: str | None = None) -> OrchestratorEngine:
         engine = import_object(target, "engine")
     except ImportError as exc:
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: {exc}") from exc
-    if not isinstance(engine, OrchestratorEngine):
+    if not isinstance(engine, Registry) or not hasattr(type(engine), "wiring"):
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: this is not an OrchestratorEngine")
     _cache[target] = engine
     return engine

@@ -6,9 +6,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .blueprint import RESERVED_END_STATES, StateMachineBlueprint
+from .blueprint import StateMachineBlueprint
 from .config import Config
 from .job import Job, JobStatus, set_status
+from .transitions import enter_state, fail
 
 SUCCESS = "result_accepted_success"
 FAILURE = "result_accepted_failure"
@@ -37,21 +38,8 @@ def retry_delay(attempt: int, base: float) -> float:
     return float(min(base * 2 ** (attempt - 1), 60 * base) * random.uniform(0.5, 1.0))
 
 
-def _move(job: Job, blueprint: StateMachineBlueprint, target: str) -> Outcome | None:
-    if not blueprint.has_state(target):
-        job["error_message"] = f"task outcome leads to unknown state {target!r}"
-        set_status(job, JobStatus.FAILED)
-        return None
-    job["current_state"] = target
-    job["transitions"] = job.get("transitions", 0) + 1
-    job["retry_count"] = 0
-    job["task"] = None
-    set_status(job, JobStatus.RUNNING)
-    if target in RESERVED_END_STATES and target not in blueprint.states:
-        # A reserved end state without a handler: end the job in this commit instead of running a step
-        # whose only work would be to say so (one Celery task less per job).
-        set_status(job, JobStatus.FAILED if target == "failed" else JobStatus.FINISHED)
-    return None
+def _move(job: Job, blueprint: StateMachineBlueprint, target: str, config: Config) -> None:
+    enter_state(job, blueprint, target, config, cause="task outcome")
 
 
 def _merge(job: Job, data: dict[str, Any]) -> None:
@@ -59,8 +47,7 @@ def _merge(job: Job, data: dict[str, Any]) -> None:
 
 
 def _ended(job: Job, status: JobStatus, message: str) -> None:
-    job["error_message"] = message
-    set_status(job, status)
+    fail(job, message, status)
 
 
 def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBlueprint, config: Config) -> Outcome:
@@ -75,7 +62,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
     if status == "cancelled":
         if "cancelled" in transitions:
             _merge(job, data)
-            _move(job, blueprint, transitions["cancelled"])
+            _move(job, blueprint, transitions["cancelled"], config)
             return Outcome(CANCELLED, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         _ended(job, JobStatus.CANCELLED, f"{label} was cancelled by the worker")
         return Outcome(CANCELLED, "none")
@@ -86,7 +73,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if code is None and "failure" in transitions:
             _merge(job, data)
             job["state_history"]["error"] = error
-            _move(job, blueprint, transitions["failure"])
+            _move(job, blueprint, transitions["failure"], config)
             return Outcome(FAILURE, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         if code == PERMANENT_ERROR:
             _ended(job, JobStatus.QUARANTINED, f"{label} failed with PERMANENT_ERROR: {message}")
@@ -111,7 +98,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if target is None:
             _ended(job, JobStatus.FAILED, f"{label} succeeded but its transitions have no 'success' key")
             return Outcome(SUCCESS, "none")
-        _move(job, blueprint, target)
+        _move(job, blueprint, target, config)
         return Outcome(SUCCESS, "step" if job["status"] == JobStatus.RUNNING.value else "none")
 
     _ended(job, JobStatus.FAILED, f"{label} returned status {status!r}, which is not a key of its transitions")

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .core import RUNNABLE, OrchestratorCore
+from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, StaleResult
 from .job import Job, JobStatus, set_status
 from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
 from .tasks import JobChanges
@@ -37,22 +38,23 @@ class TaskEvents:
 
     def accept_result(
         self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any], *, lease_expired: bool = False
-    ) -> tuple[int, dict[str, Any]]:
-        """Apply a worker's result; returns (HTTP status, answer body) as SPEC §4 prescribes.
+    ) -> str:
+        """Apply a worker's result; returns the answer status of SPEC §4 (`result_accepted_success`, ...).
 
+        Raises `JobNotFound`, `StaleResult` (the worker does not hold the lease) or `ConflictError`.
         `lease_expired`: the result is the sweep's TRANSIENT_ERROR for an expired lease, so the worker's own
         result arriving later must be refused as stale.
         """
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
             if job is None:
-                return 404, {"error": "job not found", "details": {"job_id": job_id}}
+                raise JobNotFound("job not found", job_id=job_id)
             task = job.get("task") or {}
             if task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
                 return self._late(job, task_id, worker_id)
             blueprint = self.core.blueprints.get(job["blueprint_name"])
             if blueprint is None:
-                return 409, {"error": f"blueprint {job['blueprint_name']!r} is not registered here", "details": None}
+                raise ConflictError(f"blueprint {job['blueprint_name']!r} is not registered here")
             seq = job["seq"]
             outcome = apply_result(job, result, blueprint, self.config)
             remembered = LEASE_EXPIRED if lease_expired else outcome.answer
@@ -63,29 +65,34 @@ class TaskEvents:
                 return self._late(self.storage.get_job(job_id) or job, task_id, worker_id)
             if verdict != "ok":
                 continue
-            return 200, {"status": outcome.answer}
-        return 409, {"error": "the job kept changing concurrently; send the result again", "details": None}
+            return outcome.answer
+        raise ConflictError("the job kept changing concurrently; send the result again")
 
-    def _late(self, job: Job, task_id: str, worker_id: str) -> tuple[int, dict[str, Any]]:
+    def _late(self, job: Job, task_id: str, worker_id: str) -> str:
         answer = self.storage.result_answer(task_id, worker_id)
         if answer is not None and answer not in NOT_A_RESULT:
             # The worker's own accepted result again, or the holder's result after a cancel (acknowledged).
-            return 200, {"status": answer}
-        return 409, {
-            "error": "stale result: this worker does not hold the task's lease (it expired, moved or was never given)",
-            "details": {"task_id": task_id, "job_status": job["status"]},
-        }
+            return answer
+        raise StaleResult(
+            "stale result: this worker does not hold the task's lease (it expired, moved or was never given)",
+            task_id=task_id,
+            job_status=job["status"],
+        )
 
     # -- cancellation -------------------------------------------------------------------------------------
 
-    def cancel_job(self, job_id: str) -> tuple[int, dict[str, Any]]:
-        """Cancel a non-terminal job: withdraw its queued task, tell the worker holding it."""
+    def cancel_job(self, job_id: str) -> str:
+        """Cancel a non-terminal job: withdraw its queued task, tell the worker holding it.
+
+        Returns `cancellation_request_sent` when the holding worker has a WebSocket open, else
+        `cancellation_request_accepted`. Raises `JobNotFound`, `JobAlreadyEnded` or `ConflictError`.
+        """
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
             if job is None:
-                return 404, {"error": "job not found", "details": {"job_id": job_id}}
+                raise JobNotFound("job not found", job_id=job_id)
             if JobStatus(job["status"]).is_terminal:
-                return 409, {"error": f"job is already {job['status']}", "details": {"status": job["status"]}}
+                raise JobAlreadyEnded(f"job is already {job['status']}", status=job["status"])
             seq = job["seq"]
             changes, holder = self._release_task(job, CANCELLED)
             job["error_message"] = "cancelled by the client"
@@ -93,8 +100,8 @@ class TaskEvents:
             verdict = self.core.commit(job, seq, changes)
             if verdict == "ok":
                 told = holder is not None and self.storage.ws_connected(holder)
-                return 200, {"status": "cancellation_request_sent" if told else "cancellation_request_accepted"}
-        return 409, {"error": "the job kept changing concurrently; try again", "details": None}
+                return "cancellation_request_sent" if told else "cancellation_request_accepted"
+        raise ConflictError("the job kept changing concurrently; try again")
 
     def _release_task(self, job: Job, answer: str) -> tuple[JobChanges, str | None]:
         """Changes that take a waiting job's task away from the queue or from the worker holding it."""
@@ -116,7 +123,7 @@ class TaskEvents:
 
     # -- progress -----------------------------------------------------------------------------------------
 
-    def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float, message: str) -> bool:
+    def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
         """Store a progress event of the task's lease holder in the job view; False if it is not theirs."""
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
@@ -139,20 +146,16 @@ class TaskEvents:
         moment = time.time() if now is None else now
         count = 0
         for lease in self.storage.expired_leases(moment, limit):
-            status, _ = self.accept_result(
-                lease.job_id,
-                lease.task_id,
-                lease.worker_id,
-                {
-                    "status": "failure",
-                    "error": {
-                        "code": TRANSIENT_ERROR,
-                        "message": f"lease expired: worker {lease.worker_id} did not report in time",
-                    },
+            expired = {
+                "status": "failure",
+                "error": {
+                    "code": TRANSIENT_ERROR,
+                    "message": f"lease expired: worker {lease.worker_id} did not report in time",
                 },
-                lease_expired=True,
-            )
-            if status != 200:
+            }
+            try:
+                self.accept_result(lease.job_id, lease.task_id, lease.worker_id, expired, lease_expired=True)
+            except (NotFound, ConflictError):
                 self.storage.drop_lease(lease.task_id)
             count += 1
         return count

@@ -5,21 +5,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from .registry import Registry
 from .security import check_production_tokens
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import OrchestratorEngine
+from .service import Orchestrator
 
 logger = logging.getLogger(__name__)
 
 
 class EmbeddedRunner:
-    """Starts and stops the roles of `engine` inside this process; the HTTP port is `port` once started."""
+    """Starts and stops the roles of an engine inside this process; the HTTP port is `port` once started."""
 
-    def __init__(self, engine: OrchestratorEngine) -> None:
-        self.engine = engine
+    def __init__(self, registry: Registry, service: Orchestrator, celery: Any, wsgi_app: Callable[[], Any]) -> None:
+        self.engine = registry
+        self.service = service
+        self.celery = celery
+        self.make_wsgi_app = wsgi_app
         self.port: int = 0
         self._server: Any = None
         self._worker: Any = None
@@ -36,7 +39,7 @@ class EmbeddedRunner:
 
         engine = self.engine
         check_production_tokens(engine.config)
-        app = engine.wsgi_app()  # validates clients.toml/workers.toml before anything runs
+        app = self.make_wsgi_app()  # validates clients.toml/workers.toml before anything runs
         self._start_worker()
         self._server = make_server(
             engine.config.API_HOST, engine.config.API_PORT, app, threaded=True, request_handler=KeepAliveHandler
@@ -53,7 +56,7 @@ class EmbeddedRunner:
         self._threads.append(thread)
 
     def _start_worker(self) -> None:
-        celery = self.engine.celery
+        celery = self.celery
         celery.finalize()
         celery.set_current()
         celery.set_default()
@@ -77,13 +80,10 @@ class EmbeddedRunner:
             time.sleep(0.01)
 
     def _sweep_loop(self) -> None:
-        from .sweeper import Sweeper
-
-        sweeper = Sweeper(self.engine)
         interval = float(self.engine.config.WATCHER_INTERVAL_SECONDS)
         while not self._stopping.wait(interval):
             try:
-                sweeper.run_once()
+                self.service.sweep()
             except Exception:
                 logger.exception("sweep failed")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import OrchestratorEngine
+from .config import Config
+from .results import TaskEvents
+from .storage.base import StorageBackend
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "sweep"
@@ -17,20 +17,20 @@ LOCK_NAME = "sweep"
 class Sweeper:
     """Runs one sweep at a time; `run_once` returns how many jobs it acted on (-1: another sweeper held the lock)."""
 
-    def __init__(self, engine: OrchestratorEngine) -> None:
-        self.engine = engine
+    def __init__(self, storage: StorageBackend, config: Config, events: TaskEvents) -> None:
+        self.storage = storage
+        self.config = config
+        self.events = events
 
     def run_once(self, now: float | None = None) -> int:
-        storage = self.engine.storage
         token = uuid.uuid4().hex
-        ttl = max(self.engine.config.WATCHER_INTERVAL_SECONDS * 0.9, 1.0)
-        if not storage.acquire_lock(LOCK_NAME, token, ttl):
+        ttl = max(self.config.WATCHER_INTERVAL_SECONDS * 0.9, 1.0)
+        if not self.storage.acquire_lock(LOCK_NAME, token, ttl):
             return -1
         try:
-            events = self.engine.events
-            acted = events.expire_leases(now) + events.sweep_due_jobs(now)
-            for worker_id in self.engine.storage.expired_workers(now if now is not None else time.time()):
+            acted = self.events.expire_leases(now) + self.events.sweep_due_jobs(now)
+            for worker_id in self.storage.expired_workers(now if now is not None else time.time()):
                 logger.info("worker %s expired (no heartbeat)", worker_id)
             return acted
         finally:
-            storage.release_lock(LOCK_NAME, token)
+            self.storage.release_lock(LOCK_NAME, token)

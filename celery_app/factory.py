@@ -1,9 +1,13 @@
-"""Build the Celery application of an engine: reliability settings, the step task and the sweep schedule."""
+"""Build the Celery application of an engine: reliability settings, the step task and the sweep schedule.
+
+The tasks call the application service (`avtomatika.service.Orchestrator`); this package never imports the
+web side, the engine facade or the composition root.
+"""
 
 from __future__ import annotations
 
 import logging
-import weakref
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -11,13 +15,15 @@ from celery.signals import worker_process_init
 from kombu import Queue
 
 from avtomatika import aio
+from avtomatika.registry import Registry
+from avtomatika.service import Orchestrator
 
 from .messages import step_message
 
 logger = logging.getLogger(__name__)
 
 
-def celery_settings(engine: Any) -> dict[str, Any]:
+def celery_settings(engine: Registry) -> dict[str, Any]:
     """Settings the reliability goals need (DESIGN §3, FACTS: Celery)."""
     config = engine.config
     url = engine.redis_url
@@ -70,39 +76,34 @@ def celery_settings(engine: Any) -> dict[str, Any]:
 
 # Celery's worker optimisations keep ONE task registry per process (the last worker started), so with
 # several embedded engines in one process a step may run through another engine's task function. Messages
-# therefore name their engine (its queue suffix, "" in Redis mode) and the task looks it up here.
-_engines: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# therefore name their engine (its queue suffix, "" in Redis mode) and the task looks up its service here.
+_providers: dict[str, Callable[[], Orchestrator]] = {}
 
 
-def _engine_for(key: str, fallback: Any) -> Any:
-    return _engines.get(key, fallback) if key else fallback
-
-
-def create_celery(engine: Any) -> Celery:
-    """A Celery app bound to `engine`, with `avtomatika.step` and `avtomatika.sweep` registered."""
+def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Celery:
+    """A Celery app for `engine` with `avtomatika.step`, `avtomatika.native` and `avtomatika.sweep`;
+    `service()` returns the application service the tasks call (built after this app)."""
     app = Celery("avtomatika", set_as_current=False)
     app.conf.update(celery_settings(engine))
-    app.avtomatika_engine = engine
-    _engines[engine.queue_suffix] = engine
+    _providers[engine.queue_suffix] = service
+
+    def current(engine_key: str = "") -> Orchestrator:
+        return _providers.get(engine_key, service)() if engine_key else service()
 
     @app.task(name="avtomatika.step", ignore_result=True, shared=False)
     def step(job_id: str, seq: int, blueprint: str = "", state: str = "", engine_key: str = "") -> str:
         """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
-        return str(_engine_for(engine_key, engine).run_step(job_id, seq))
+        return current(engine_key).run_step(job_id, seq)
 
     @app.task(name="avtomatika.native", ignore_result=True, shared=False)
     def native(job_id: str, task_id: str, task_type: str, params: dict[str, Any], engine_key: str = "") -> str:
         """Run a native task type's function; its outcome goes through the worker result path."""
-        from avtomatika.native import run_native_task
-
-        return run_native_task(_engine_for(engine_key, engine), job_id, task_id, task_type, params)
+        return current(engine_key).run_native_task(job_id, task_id, task_type, params)
 
     @app.task(name="avtomatika.sweep", ignore_result=True, shared=False)
     def sweep() -> int:
         """Periodic timers (guarded by a lock so several beats are safe)."""
-        from avtomatika.sweeper import Sweeper
-
-        return Sweeper(engine).run_once()
+        return current().sweep()
 
     return app
 
@@ -110,9 +111,8 @@ def create_celery(engine: Any) -> Celery:
 class CeleryStepScheduler:
     """The engine core's `StepScheduler` on Celery: one `avtomatika.step` message per scheduled step."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, engine: Registry) -> None:
         self.app = app
-        engine = app.avtomatika_engine
         self.step_queue = engine.step_queue()
         self.direct = bool(engine.redis_url)
         self.engine_key = engine.queue_suffix

@@ -52,7 +52,6 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[Orchestrator]:
     from avtomatika.config import Config
-    from avtomatika.runner import EmbeddedRunner
     from tests.services import GLOBAL_WORKER_TOKEN, ROOT
 
     config = Config(
@@ -65,7 +64,7 @@ def embedded() -> Iterator[Orchestrator]:
     )
     config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "y" * 32
     engine = suite_app.build_engine(config=config)
-    runner = EmbeddedRunner(engine)
+    runner = engine.wiring.runner()
     runner.start()
     try:
         yield Orchestrator("embedded", f"http://127.0.0.1:{runner.port}")

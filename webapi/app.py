@@ -8,8 +8,9 @@ from typing import Any
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 
-from avtomatika.engine import OrchestratorEngine
+from avtomatika.registry import Registry
 from avtomatika.security import ClientRegistry
+from avtomatika.service import Orchestrator
 
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
@@ -21,8 +22,9 @@ from .worker_auth import WORKER_HEADER, TokenHashCache, authenticate_worker_requ
 SWAGGER_ASSETS = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
 
-def create_app(engine: OrchestratorEngine) -> Flask:
-    """The WSGI app of `engine`; client configuration is validated here, so a bad file stops the start."""
+def create_app(service: Orchestrator) -> Flask:
+    """The WSGI app of `service`; client configuration is validated here, so a bad file stops the start."""
+    engine = service.registry
     app = Flask("avtomatika")
     app.config.update(
         API_TITLE="Avtomatika",
@@ -45,7 +47,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
         },
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["avtomatika.engine"] = engine
+    app.extensions["avtomatika.service"] = service
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
@@ -62,10 +64,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
         suffix = "" if prefix == "/api/v1" else prefix.removeprefix("/api").replace("/", "_") or "_unversioned"
         for blp in (jobs.blp, blueprints.blp, admin.blp):
             api.register_blueprint(blp, url_prefix=prefix, name=blp.name + suffix)
-    app.extensions["avtomatika.create_routes"] = sorted(
-        f"POST {bp.route}" for bp in engine.blueprints.values() if bp.route is not None
-    )
-    admin.apply_worker_tokens(engine)
+    service.reload_worker_tokens()
     workers.register_websocket(app)
     register_error_handlers(app)
     app.before_request(authenticate_client)
@@ -78,7 +77,7 @@ def create_app(engine: OrchestratorEngine) -> Flask:
     return app
 
 
-def client_api_prefixes(engine: OrchestratorEngine) -> list[str]:
+def client_api_prefixes(engine: Registry) -> list[str]:
     """`/api/v1` plus the prefix of every API version a registered blueprint's create route uses."""
     versions = {bp.api_version or "" for bp in engine.blueprints.values() if bp.route is not None}
     return ["/api/v1", *sorted(f"/api/{v}".rstrip("/") for v in versions - {"v1"})]

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from avtomatika.errors import AvtomatikaError, ConflictError, JobNotFound, TransitionNotAllowed
+from avtomatika.errors import AvtomatikaError, ConflictError, NotFound, TransitionNotAllowed, Unsupported
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,10 @@ def _response(status: int, message: str, details: Any = None, headers: dict[str,
 
 
 _DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
-    (JobNotFound, 404),
+    (NotFound, 404),
     (ConflictError, 409),
     (TransitionNotAllowed, 409),
+    (Unsupported, 501),
 ]
 
 
@@ -59,7 +60,7 @@ def register_error_handlers(app: Flask) -> None:
             details = data.get("messages") or data.get("errors")
         headers = {}
         if exc.code == 404 and request.path.startswith("/api/"):
-            routes = current_app.extensions.get("avtomatika.create_routes", [])
+            routes = current_app.extensions["avtomatika.service"].create_routes()
             message = f"no route {request.method} {request.path[:200]}"
             return _response(404, message, {"job_routes": routes, "job_view": "GET /api/v1/jobs/<job_id (a UUID)>"})
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
@@ -68,10 +69,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(AvtomatikaError)
     def domain_error(exc: AvtomatikaError) -> Any:
+        details = exc.context or None
         for kind, status in _DOMAIN_STATUS:
             if isinstance(exc, kind):
-                return _response(status, exc.message)
-        return _response(400, exc.message)
+                return _response(status, exc.message, details)
+        return _response(400, exc.message, details)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -20,7 +20,7 @@ from flask import current_app
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from avtomatika.engine import OrchestratorEngine
+from avtomatika.registry import Registry
 
 from .errors import abort_json
 
@@ -30,7 +30,7 @@ BATCH_FRACTION = 20
 class RateLimits:
     """Checks and counts one request of an identity against its limit."""
 
-    def __init__(self, engine: OrchestratorEngine) -> None:
+    def __init__(self, engine: Registry) -> None:
         config = engine.config
         self.enabled = config.RATE_LIMITING_ENABLED
         url = engine.redis_url

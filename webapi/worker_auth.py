@@ -9,10 +9,10 @@ from flask import current_app, g, request
 
 from avtomatika.security import hash_token, worker_token_matches
 
+from .current import config, service
 from .errors import ApiError, abort_json
 from .payload import json_body
 from .ratelimit import rate_limits
-from .resources.jobs import engine
 from .schemas import WORKER_ID_PATTERN
 
 WORKER_HEADER = "X-Worker-Token"
@@ -36,7 +36,7 @@ class TokenHashCache:
             entry = self._entries.get(worker_id)
         if entry is not None and entry[1] > now:
             return entry[0]
-        found = engine().storage.worker_token_hash(worker_id)
+        found = service().worker_token_hash(worker_id)
         with self._lock:
             if len(self._entries) > 100_000:
                 self._entries.clear()
@@ -69,7 +69,7 @@ def authenticate_worker_request() -> None:
         abort_json(401, f"missing {WORKER_HEADER} header")
     worker_id = (request.view_args or {}).get("worker_id")
     if worker_id is None and request.path.rstrip("/") == "/_worker/ws":
-        owner = engine().storage.worker_token_owner(hash_token(token))
+        owner = service().worker_token_owner(hash_token(token))
         if owner is None:
             abort_json(401, "/_worker/ws needs the worker's own token (workers.toml), or use /_worker/ws/<worker_id>")
         g.worker_id = owner
@@ -96,19 +96,17 @@ def _body_worker_id() -> str | None:
 
 
 def _known_token(token: str) -> bool:
-    current = engine()
-    return worker_token_matches(token, None, current.config.GLOBAL_WORKER_TOKEN) or (
-        current.storage.worker_token_owner(hash_token(token)) is not None
+    return worker_token_matches(token, None, config().GLOBAL_WORKER_TOKEN) or (
+        service().worker_token_owner(hash_token(token)) is not None
     )
 
 
 def authenticate_worker(worker_id: str, token: str) -> None:
     """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token)."""
-    current = engine()
-    if worker_token_matches(token, token_cache().get(worker_id), current.config.GLOBAL_WORKER_TOKEN):
+    if worker_token_matches(token, token_cache().get(worker_id), config().GLOBAL_WORKER_TOKEN):
         rate_limits().hit("worker", worker_id)
         return
-    owner = current.storage.worker_token_owner(hash_token(token))
+    owner = service().worker_token_owner(hash_token(token))
     if owner is not None and owner != worker_id:
         abort_json(403, "this token belongs to another worker: a worker may act only as itself")
     abort_json(401, "invalid worker token")

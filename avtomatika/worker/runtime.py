@@ -14,14 +14,15 @@ import signal
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
-from .backoff import retry_delay
+from .backoff import BackoffPolicy, retry_delay
 from .channel import CommandChannel
 from .client import TOKEN_HEADER, OrchestratorClient
 from .context import Task, TaskContext
+from .endpoints import OrchestratorUrls
 from .errors import (
     ErrorCode,
     OrchestratorError,
@@ -30,11 +31,31 @@ from .errors import (
     WorkerError,
     WorkerUnknown,
 )
-from .handlers import run_handler
+from .handlers import TaskHandler, run_handler
 from .results import TaskResult, cancelled, failure, result_body
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .worker import Worker
+
+class Worker(Protocol):
+    """What the runtime reads of its `avtomatika.worker.Worker` (a protocol, so the two modules do not import
+    each other)."""
+
+    worker_id: str
+    urls: OrchestratorUrls
+    concurrency: int
+    heartbeat_interval: float
+    poll_timeout: float
+    http_timeout: float
+    use_websocket: bool
+    backoff: BackoffPolicy
+
+    def handler(self, task_type: str) -> TaskHandler: ...
+
+    def registration_body(self) -> dict[str, Any]: ...
+
+    def request_stop(self) -> None: ...
+
+    async def stop(self, grace_period: float | None = None) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 

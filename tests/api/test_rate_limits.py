@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from avtomatika.config import Config
-from avtomatika.runner import EmbeddedRunner
 from tests.apps import suite_app
 from tests.services import GLOBAL_WORKER_TOKEN, ROOT
 from tests.workers.http_worker import HttpWorker, unique
@@ -30,7 +29,7 @@ def test_worker_limit_is_per_worker_identity():
         }
     )
     config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "r" * 32
-    runner = EmbeddedRunner(suite_app.build_engine(config=config))
+    runner = suite_app.build_engine(config=config).wiring.runner()
     runner.start()
     try:
         base = f"http://127.0.0.1:{runner.port}"

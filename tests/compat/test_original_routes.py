@@ -10,7 +10,6 @@ import pytest
 
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
-from avtomatika.runner import EmbeddedRunner
 from tests.services import ROOT, wait_until
 
 ADMIN, CLIENT = "admin-token", "client-a-token"  # tests/apps/clients.toml
@@ -42,7 +41,7 @@ def base() -> Iterator[str]:
     engine = OrchestratorEngine(None, config)
     engine.register_blueprint(versioned)
     engine.register_blueprint(plain)
-    runner = EmbeddedRunner(engine)
+    runner = engine.wiring.runner()
     runner.start()
     try:
         yield f"http://127.0.0.1:{runner.port}"

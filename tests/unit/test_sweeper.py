@@ -7,15 +7,15 @@ import threading
 from avtomatika import OrchestratorEngine
 from avtomatika.config import Config
 from avtomatika.storage import MemoryStorage
-from avtomatika.sweeper import LOCK_NAME, Sweeper
+from avtomatika.sweeper import LOCK_NAME
 
 
 def test_second_sweeper_skips_while_the_first_holds_the_lock():
     engine = OrchestratorEngine(MemoryStorage(), Config({}))
     assert engine.storage.acquire_lock(LOCK_NAME, "other-beat", 30)
-    assert Sweeper(engine).run_once() == -1
+    assert engine.service.sweep() == -1
     assert engine.storage.release_lock(LOCK_NAME, "other-beat")
-    assert Sweeper(engine).run_once() == 0
+    assert engine.service.sweep() == 0
 
 
 def test_concurrent_sweepers_one_wins(monkeypatch):
@@ -31,10 +31,10 @@ def test_concurrent_sweepers_one_wins(monkeypatch):
 
     monkeypatch.setattr(events, "sweep_due_jobs", slow_sweep)
     results: list[int] = []
-    first = threading.Thread(target=lambda: results.append(Sweeper(engine).run_once()))
+    first = threading.Thread(target=lambda: results.append(engine.service.sweep()))
     first.start()
     assert inside.wait(5)
-    assert Sweeper(engine).run_once() == -1
+    assert engine.service.sweep() == -1
     release.set()
     first.join(5)
     assert results == [0]

@@ -27,8 +27,8 @@ def redis_engine(redis_url: str) -> Iterator[object]:
     try:
         yield built
     finally:
-        if built._celery is not None:
-            built._celery.close()
+        if built._wiring is not None and built._wiring._celery is not None:
+            built._wiring._celery.close()
         built.storage.close()
 
 

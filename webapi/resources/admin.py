@@ -6,29 +6,16 @@ from typing import Any
 
 from flask.views import MethodView
 
-from avtomatika.engine import OrchestratorEngine
 from avtomatika.errors import ConfigError
-from avtomatika.security import load_worker_tokens
 
 from ..auth import require_admin
+from ..current import service
 from ..errors import abort_json
 from ..schemas import Dashboard, ReloadAnswer, WorkerRecord
 from ..smorest import Blueprint
 from ..worker_auth import token_cache
-from .jobs import engine
 
 blp = Blueprint("admin", __name__, description="Operators: workers, dashboard, token reload")
-
-
-def apply_worker_tokens(current: OrchestratorEngine) -> int:
-    """Read workers.toml (when configured) into storage; returns how many workers have their own token.
-
-    Called at start too, where a malformed file stops the start with a message naming file, table and field.
-    """
-    path = current.config.WORKERS_CONFIG_PATH
-    hashes = load_worker_tokens(path) if path else {}
-    current.storage.replace_worker_tokens(hashes)
-    return len(hashes)
 
 
 @blp.route("/admin/reload-workers")
@@ -39,7 +26,7 @@ class ReloadWorkers(MethodView):
         """Re-read workers.toml: added, changed and removed worker tokens take effect at once (admin only)."""
         require_admin()
         try:
-            count = apply_worker_tokens(engine())
+            count = service().reload_worker_tokens()
         except ConfigError as exc:
             abort_json(400, "workers file is invalid; the previous tokens stay in effect", exc.message)
         token_cache().clear()
@@ -52,7 +39,7 @@ class Workers(MethodView):
     @blp.errors(401, 429)
     def get(self) -> Any:
         """Live workers, a JSON list as the original's: registration data, status, load, reputation (no tokens)."""
-        return engine().storage.list_workers()
+        return service().list_workers()
 
 
 @blp.route("/dashboard")
@@ -61,9 +48,4 @@ class DashboardView(MethodView):
     @blp.errors(401, 429)
     def get(self) -> Any:
         """Live workers and tasks waiting for a worker (in total and by task type), in the original's shape."""
-        storage = engine().storage
-        queues = {task_type: storage.queue_length(task_type) for task_type in storage.queue_types()}
-        return {
-            "workers": {"total": len(storage.list_workers())},
-            "jobs": {"queued": sum(queues.values()), "queues": queues},
-        }
+        return service().dashboard()

@@ -8,12 +8,11 @@ from flask import request
 from flask.views import MethodView
 
 from ..auth import CLIENT_HEADER, registry
+from ..current import service
 from ..errors import abort_json
 from ..schemas import StatusAnswer
 from ..smorest import Blueprint
 from ..worker_auth import token_cache
-from .admin import apply_worker_tokens
-from .jobs import engine
 
 blp = Blueprint("debug", __name__, url_prefix="/_public/debug", description="Debug routes (DEBUG_ENDPOINTS=true)")
 
@@ -33,8 +32,6 @@ class FlushDb(MethodView):
             abort_json(401, f"missing or invalid {CLIENT_HEADER} header")
         if not client.is_admin:
             abort_json(403, "this route needs an admin client")
-        current = engine()
-        current.storage.flush()
-        apply_worker_tokens(current)
+        service().flush()
         token_cache().clear()
         return {"status": "db_flushed"}

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from werkzeug.routing import BaseConverter
 
 from avtomatika.blueprint import StateMachineBlueprint
-from avtomatika.engine import OrchestratorEngine
-from avtomatika.job import JobStatus, job_view
 
 from ..auth import current_client
+from ..current import service
 from ..errors import abort_json
 from ..schemas import Accepted, CreateJob, JobQuery, JobView, StatusAnswer
 from ..smorest import Blueprint
@@ -34,12 +33,6 @@ def job_id_param(_converter: Any) -> dict[str, str]:
     return {"type": "string", "format": "uuid"}
 
 
-def engine() -> OrchestratorEngine:
-    """The engine this app serves."""
-    found: OrchestratorEngine = current_app.extensions["avtomatika.engine"]
-    return found
-
-
 def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> Any:
     """Handle `POST` on a blueprint's create route (`body` is a loaded `CreateJob`)."""
     if not request.get_data(cache=True).strip():
@@ -49,9 +42,7 @@ def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> An
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         abort_json(400, f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
     initial_data = body.pop("initial_data")
-    job_id, _created = engine().core.create_job(
-        blueprint.name, initial_data, current_client().public(), idempotency_key=key, **body
-    )
+    job_id = service().create_job(blueprint.name, initial_data, current_client().public(), idempotency_key=key, **body)
     return {"status": "accepted", "job_id": job_id}
 
 
@@ -82,15 +73,6 @@ def create_routes(blueprints: dict[str, StateMachineBlueprint]) -> list[Blueprin
     return found
 
 
-def load_visible_job(job_id: str) -> dict[str, Any]:
-    """The job if the caller may see it (owner or admin); 404 otherwise, so ids of others do not leak."""
-    job = engine().core.get_job(job_id)
-    client = current_client()
-    if job is None or (job.get("client_id") != client.client_id and not client.is_admin):
-        abort_json(404, "job not found", {"job_id": job_id})
-    return job
-
-
 @blp.route("/jobs/<job_id:job_id>")
 class Job(MethodView):
     @blp.arguments(JobQuery, location="query")
@@ -102,14 +84,7 @@ class Job(MethodView):
         With `?wait=N` the answer waits up to N seconds for the job to reach a terminal status (a long-poll
         instead of polling); it answers at once when the job has already ended.
         """
-        wait = query["wait"]
-        job = load_visible_job(job_id)
-        if wait and not JobStatus(job["status"]).is_terminal:
-            engine().storage.wait_for_job_end(job["id"], wait)
-            job = engine().core.get_job(job["id"]) or job
-        task = job.get("task") or {}
-        lease = engine().storage.get_lease(task["task_id"]) if task.get("task_id") else None
-        return job_view(job, lease.worker_id if lease else None)
+        return service().job_view(job_id, current_client(), query["wait"])
 
 
 @blp.route("/jobs/<job_id:job_id>/cancel")
@@ -122,8 +97,4 @@ class CancelJob(MethodView):
         Answers `cancellation_request_sent` when the worker holding its task was told over its WebSocket,
         else `cancellation_request_accepted`; 409 when the job is already terminal, 404 when unknown.
         """
-        load_visible_job(job_id)
-        status, answer = engine().events.cancel_job(job_id)
-        if status != 200:
-            abort_json(status, answer["error"], answer.get("details"))
-        return answer
+        return {"status": service().cancel_job(job_id, current_client())}

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask.views import MethodView
 
+from ..current import service
 from ..schemas import Health
 from ..smorest import Blueprint
-from .jobs import engine
 
 blp = Blueprint("public", __name__, url_prefix="/_public", description="Public routes (no token)")
 
@@ -20,9 +20,9 @@ class Status(MethodView):
     @blp.alt_response(503, schema=Health, description="Storage or broker unreachable")
     def get(self) -> Any:
         """Health: `{"status": "ok"}` plus storage and broker reachability under `checks`."""
-        current = engine()
-        storage_ok = current.storage.ping()
-        broker = "redis" if current.redis_url else "memory"
+        current = service()
+        storage_ok = current.storage_reachable()
+        broker = "redis" if current.registry.redis_url else "memory"
         checks = {
             "storage": "ok" if storage_ok else "unreachable",
             "broker": broker if storage_ok else "unreachable",

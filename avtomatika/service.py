@@ -1,0 +1,249 @@
+"""The application service: everything the HTTP API and the Celery tasks ask of the engine.
+
+Adapters call these methods and get domain values back, or domain errors (`avtomatika.errors`); they never
+reach into the core, the dispatcher or storage. HTTP status codes exist only in `webapi/errors.py`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from typing import Any
+
+from .config import Config
+from .context import ClientConfig
+from .core import OrchestratorCore, StepScheduler
+from .errors import AvtomatikaError, BlueprintNotFound, JobNotFound, Unsupported, WorkerNotFound
+from .job import Job, JobStatus, job_view
+from .native import native_outcome
+from .registry import Registry
+from .results import TaskEvents
+from .security import Client, load_worker_tokens
+from .storage.base import StorageBackend
+from .sweeper import Sweeper
+from .tasks import NATIVE_WORKER, Claim
+
+
+class Orchestrator:
+    """Jobs, workers and timers of one engine, on its storage and step scheduler."""
+
+    def __init__(self, registry: Registry, scheduler: StepScheduler) -> None:
+        self.registry = registry
+        self.config: Config = registry.config
+        self.storage: StorageBackend = registry.storage
+        self.core = OrchestratorCore(
+            self.storage, self.config, registry.blueprints, scheduler, registry.hooks, registry.native_tasks
+        )
+        self.events = TaskEvents(self.core)
+        self.dispatcher = self.core.dispatcher
+        self.sweeper = Sweeper(self.storage, self.config, self.events)
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+
+    def create_routes(self) -> list[str]:
+        """`POST <route>` of every blueprint that has a create route."""
+        return sorted(f"POST {bp.route}" for bp in self.registry.blueprints.values() if bp.route is not None)
+
+    def create_job(self, blueprint: str, initial_data: dict[str, Any], client: ClientConfig, **options: Any) -> str:
+        """Store a new job and schedule its first step; returns its id (the first job's for a repeated
+        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`."""
+        job_id, _created = self.core.create_job(blueprint, initial_data, client, **options)
+        return job_id
+
+    def visible_job(self, job_id: str, client: Client) -> Job:
+        """The job if `client` may see it (its owner or an admin); `JobNotFound` otherwise, so ids of others
+        do not leak."""
+        job = self.storage.get_job(job_id)
+        if job is None or (job.get("client_id") != client.client_id and not client.is_admin):
+            raise JobNotFound("job not found", job_id=job_id)
+        return job
+
+    def job_view(self, job_id: str, client: Client, wait: float = 0.0) -> dict[str, Any]:
+        """What `client` sees of the job; with `wait`, up to that many seconds for it to end first."""
+        job = self.visible_job(job_id, client)
+        if wait and not JobStatus(job["status"]).is_terminal:
+            self.storage.wait_for_job_end(job["id"], wait)
+            job = self.storage.get_job(job["id"]) or job
+        task = job.get("task") or {}
+        lease = self.storage.get_lease(task["task_id"]) if task.get("task_id") else None
+        return job_view(job, lease.worker_id if lease else None)
+
+    def cancel_job(self, job_id: str, client: Client) -> str:
+        """Cancel a non-terminal job of `client` (admins: any job); see `TaskEvents.cancel_job`."""
+        self.visible_job(job_id, client)
+        return self.events.cancel_job(job_id)
+
+    def graph(self, name: str, fmt: str = "dot") -> tuple[bytes, str]:
+        """The blueprint's state graph: (content, media type); SVG needs the graphviz binary."""
+        blueprint = self.registry.blueprints.get(name)
+        if blueprint is None:
+            raise BlueprintNotFound("blueprint not found", name=name[:100])
+        dot = blueprint.render_graph()
+        if fmt == "dot":
+            return dot.encode(), "text/vnd.graphviz"
+        binary = shutil.which("dot")
+        if binary is None:
+            raise Unsupported("SVG rendering needs the graphviz binary 'dot', which is not installed")
+        svg = subprocess.run([binary, "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20, check=True)
+        return svg.stdout, "image/svg+xml"
+
+    # -- operators ----------------------------------------------------------------------------------------
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """Every live worker record."""
+        return self.storage.list_workers()
+
+    def dashboard(self) -> dict[str, Any]:
+        """Live workers and tasks waiting for a worker, in total and by task type."""
+        queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
+        return {
+            "workers": {"total": len(self.storage.list_workers())},
+            "jobs": {"queued": sum(queues.values()), "queues": queues},
+        }
+
+    def reload_worker_tokens(self) -> int:
+        """Read `workers.toml` (when configured) into storage; returns how many workers have their own token.
+
+        Raises `ConfigError` naming file, table and field for a malformed file (the previous tokens stay).
+        """
+        path = self.config.WORKERS_CONFIG_PATH
+        hashes = load_worker_tokens(path) if path else {}
+        self.storage.replace_worker_tokens(hashes)
+        return len(hashes)
+
+    def flush(self) -> None:
+        """Delete everything storage holds, then put the worker tokens of `workers.toml` back."""
+        self.storage.flush()
+        self.reload_worker_tokens()
+
+    def storage_reachable(self) -> bool:
+        """True when storage (and in Redis mode the broker, the same Redis) answers."""
+        return self.storage.ping()
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def worker_token_hash(self, worker_id: str) -> str | None:
+        """The worker's own token hash, or None (then the global token applies)."""
+        return self.storage.worker_token_hash(worker_id)
+
+    def worker_token_owner(self, token_hash: str) -> str | None:
+        """The worker whose own token has this hash, or None."""
+        return self.storage.worker_token_owner(token_hash)
+
+    def register_worker(self, record: dict[str, Any]) -> None:
+        """Store a worker's registration; `reputation` and `registered_at` of a live record are kept."""
+        now = time.time()
+        existing = self.storage.get_workers([record["worker_id"]])[0] or {}
+        record.update(
+            reputation=float(existing.get("reputation", 1.0)),
+            registered_at=existing.get("registered_at", now),
+            last_seen=now,
+        )
+        self.storage.save_worker(record, self.dispatcher.worker_ttl, now)
+
+    def heartbeat(self, worker_id: str, updates: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+        """Refresh a worker (and apply `updates`); returns (its record, task ids cancelled since last time)."""
+        record, cancels = self.dispatcher.heartbeat(worker_id, updates)
+        if record is None:
+            raise WorkerNotFound("unknown worker: register first", worker_id=worker_id)
+        return record, cancels
+
+    def next_task(self, worker_id: str) -> dict[str, Any] | None:
+        """Long-poll: the next task this worker may run, or None after `WORKER_POLL_TIMEOUT_SECONDS`."""
+        storage, dispatcher = self.storage, self.dispatcher
+        worker = storage.get_workers([worker_id])[0]
+        if worker is None:
+            raise WorkerNotFound("unknown worker: register first", worker_id=worker_id)
+        types = list(worker.get("supported_tasks") or [])
+        poll = f"{worker_id}|{uuid.uuid4().hex[:12]}"
+        deadline = time.time() + self.config.WORKER_POLL_TIMEOUT_SECONDS
+        registered = False
+        try:
+            while True:
+                # Claims a task, or else registers this poll as waiting, in one atomic step: a task
+                # dispatched right after wakes it.
+                claim = dispatcher.claim(worker, poll, deadline)
+                if claim is not None:
+                    registered = False  # the claim removed the registration
+                    payload = self._task_payload(claim)
+                    if payload is not None:
+                        if claim.remaining:
+                            dispatcher.wake_for(claim.task_type, None, "default", exclude=worker_id)
+                        return payload
+                    continue
+                registered = True
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return None
+                if storage.wait_for_wake(poll, remaining):
+                    worker = storage.get_workers([worker_id])[0] or worker
+                    now_types = list(worker.get("supported_tasks") or [])
+                    if now_types != types:  # a heartbeat changed the task types: poll for the new ones
+                        storage.set_poller(poll, types, None)
+                        types = now_types
+        finally:
+            if registered:
+                storage.set_poller(poll, types, None)
+
+    def _task_payload(self, claim: Claim) -> dict[str, Any] | None:
+        """The task a claim handed out, or None when its job moved on meanwhile (the lease is then dropped)."""
+        job = claim.job
+        task = (job or {}).get("task") or {}
+        if job is None or task.get("task_id") != claim.task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+            self.storage.drop_lease(claim.task_id)
+            return None
+        return {
+            "job_id": claim.job_id,
+            "task_id": claim.task_id,
+            "type": claim.task_type,
+            "params": task.get("params") or {},
+            "priority": task.get("priority", 0.0),
+            "deadline": claim.deadline,
+            "attempt": task.get("attempt", 1),
+            "tracing_context": job.get("tracing_context") or {},
+        }
+
+    def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> str:
+        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`."""
+        return self.events.accept_result(job_id, task_id, worker_id, result)
+
+    def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
+        """Store a progress event of the task's lease holder; `job_id` "" finds the job from the lease."""
+        if not job_id:
+            lease = self.storage.get_lease(task_id)
+            job_id = lease.job_id if lease else ""
+        if not job_id:
+            return False
+        return self.events.record_progress(job_id, task_id, worker_id, progress, message)
+
+    def socket_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
+        """Mark the worker's WebSocket as connected, then wait up to `timeout` for commands to push to it."""
+        self.storage.set_ws_connected(worker_id, 5.0)
+        return self.storage.pop_commands(worker_id, timeout)
+
+    def socket_closed(self, worker_id: str) -> None:
+        """The worker's WebSocket closed."""
+        self.storage.set_ws_connected(worker_id, None)
+
+    # -- what the Celery tasks run ------------------------------------------------------------------------
+
+    def run_step(self, job_id: str, seq: int) -> str:
+        """Run one step (the `avtomatika.step` task)."""
+        return self.core.run_step(job_id, seq)
+
+    def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
+        """Run a native task type's function and report its outcome; returns the answer or why it was refused."""
+        job = self.storage.get_job(job_id)
+        attempt = ((job or {}).get("task") or {}).get("attempt", 1)
+        available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
+        outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
+        try:
+            return self.events.accept_result(job_id, task_id, NATIVE_WORKER, outcome.to_payload())
+        except AvtomatikaError as exc:  # the job moved on (cancelled, timed out) or is gone
+            return exc.message
+
+    def sweep(self, now: float | None = None) -> int:
+        """One run of the periodic sweep (-1 when another sweeper holds the lock)."""
+        return self.sweeper.run_once(now)
