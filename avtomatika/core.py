@@ -190,7 +190,14 @@ class OrchestratorCore:
                 continue
             break
         next_step = move.delay if move.kind in ("continue", "retry") else None
-        if self.commit(job, seq, move.changes, next_step=next_step, events=events) != "ok":
+        verdict = self.commit(job, seq, move.changes, next_step=next_step, events=events)
+        if verdict == "invalid":  # nothing was written: fail the job instead of re-running the step forever
+            stored = self.storage.get_job(job_id)
+            if stored is not None and stored["seq"] == seq:
+                fail(stored, f"state {stored['current_state']!r}: the step produced a number storage refuses (NaN)")
+                self.commit(stored, seq)
+            return "invalid"
+        if verdict != "ok":
             logger.info("step %s seq=%s lost a race; its result is discarded", job_id, seq)
             return "conflict"
         return "committed"

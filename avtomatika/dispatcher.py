@@ -7,6 +7,7 @@ waiting task (highest priority, then oldest), so a polling capable worker is nev
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 import uuid
@@ -39,14 +40,17 @@ def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, An
     if strategy not in STRATEGIES:
         raise HandlerError(f"dispatch_task: unknown dispatch_strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     timeout = action.get("timeout_seconds") or config.WORKER_TIMEOUT_SECONDS
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise HandlerError(f"dispatch_task: timeout_seconds must be a positive number, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 10 * 365 * 86400:
+        raise HandlerError(f"dispatch_task: timeout_seconds must be a positive number of seconds, got {timeout!r}")
+    priority = action.get("priority") or 0.0
+    if isinstance(priority, bool) or not isinstance(priority, int | float) or not math.isfinite(priority):
+        raise HandlerError(f"dispatch_task: priority must be a finite number, got {priority!r}")
     return {
         "task_id": str(uuid.uuid4()),
         "task_type": action["task_type"],
         "params": action.get("params") or {},
         "transitions": action.get("transitions") or {},
-        "priority": float(action.get("priority") or 0.0),
+        "priority": float(priority),
         "timeout": float(timeout),
         "requirements": requirements(action.get("resource_requirements"), action.get("max_cost")),
         "strategy": strategy,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,15 @@ class JobChanges:
     publish: tuple[str, str] | None = None
     notify_end: bool = False
     after: list[Any] = field(default_factory=list)
+
+    def numbers_are_finite(self) -> bool:
+        """Whether every number storage would index by is finite (a NaN score is refused before any write)."""
+        numbers = []
+        if self.enqueue is not None:
+            numbers.append(self.enqueue.score)
+        if self.native_lease is not None:
+            numbers.append(self.native_lease.deadline)
+        return all(math.isfinite(n) for n in numbers)
 
 
 def cancel_command(task_id: str, job_id: str) -> dict[str, str]:

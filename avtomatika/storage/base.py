@@ -84,7 +84,8 @@ class StorageBackend(ABC):
     ) -> str:
         """`commit_job` plus index changes (queue, lease, cancel notice), all in one atomic operation.
 
-        Returns "ok", "conflict" (seq moved), "lease" (`changes.lease_check` failed) or "gone"
+        Returns "ok", "conflict" (seq moved), "invalid" (a number to index by is not finite), "lease"
+        (`changes.lease_check` failed) or "gone"
         (`changes.require_withdraw` and the task was no longer queued). Nothing is written unless "ok".
         `job["task"]["member"]` must hold the queue member of `changes.enqueue` / `changes.withdraw`.
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict
@@ -103,6 +104,8 @@ class MemoryStorage(StorageBackend):
             outcome = "ok"
             if entry is None or entry[0] != expected_seq or not self._alive(entry[2], now):
                 outcome = "conflict"
+            elif not changes.numbers_are_finite() or (watch_until is not None and not math.isfinite(watch_until)):
+                outcome = "invalid"
             elif changes.lease_check is not None:
                 lease = self._leases.get(changes.lease_check[0])
                 if lease is None or lease.worker_id != changes.lease_check[1]:

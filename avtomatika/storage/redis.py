@@ -1,9 +1,7 @@
 """Redis storage: one hash per job (`seq` + JSON `doc`), every check-and-change one Lua script.
 
-Key layout (prefix `avtomatika` by default): `job:{id}` hash, `watch` zset (deadlines of jobs the sweep
-must look at), `queue:<type>` zsets (score -priority, members ordered by dispatch time), `lease:<task>`
-hashes with the `leases` zset of their expiries, `worker:<id>` hashes with a TTL and the `workers` zset,
-`pollers:<type>` zsets, `wake:<worker>` and `wscmd:<worker>` lists, `lock:<name>`.
+Key names are defined in `keys.py` (prefix `avtomatika` by default); the scripts are `lua/*.lua`, loaded
+once (`scripts.py`).
 """
 
 from __future__ import annotations
@@ -14,8 +12,9 @@ from typing import Any
 from ..errors import ConfigError
 from ..job import Job
 from ..tasks import Claim, JobChanges, Lease
-from . import redis_scripts as lua
+from . import scripts
 from .base import StorageBackend, dumps, loads
+from .keys import Keys
 
 _CONNECTION_SETTINGS = (
     "host",
@@ -83,21 +82,22 @@ class RedisStorage(StorageBackend):
         # Long blocking calls (BLPOP of long-polls) need a client without a socket timeout.
         self.blocking = sync_client(self.url, socket_timeout=None)
         self.prefix = prefix
-        self._create = self.client.register_script(lua.CREATE_JOB)
-        self._commit = self.client.register_script(lua.COMMIT_JOB)
-        self._claim = self.client.register_script(lua.CLAIM_TASK)
-        self._heartbeat = self.client.register_script(lua.HEARTBEAT)
-        self._sample_pollers = self.client.register_script(lua.SAMPLE_POLLERS)
-        self._release = self.client.register_script(lua.RELEASE_LOCK)
-        self._replace_hash = self.client.register_script(lua.REPLACE_HASH)
+        self.keys = Keys(prefix)
+        self._create = self.client.register_script(scripts.source("create_job"))
+        self._commit = self.client.register_script(scripts.source("commit_job"))
+        self._claim = self.client.register_script(scripts.source("claim_task"))
+        self._heartbeat = self.client.register_script(scripts.source("heartbeat"))
+        self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
+        self._release = self.client.register_script(scripts.source("release_lock"))
+        self._replace_hash = self.client.register_script(scripts.source("replace_hash"))
 
-    def key(self, *parts: str) -> str:
-        """A key under this storage's prefix."""
-        return ":".join((self.prefix, *parts))
+    def key(self, name: str, part: str | None = None) -> str:
+        """A key under this storage's prefix (names: `keys.SINGLE`, `keys.PER_ID`)."""
+        return self.keys(name, part)
 
     def job_key(self, job_id: str) -> str:
         """The hash of one job (hash tag on the id keeps a job's keys on one cluster slot)."""
-        return f"{self.prefix}:job:{{{job_id}}}"
+        return self.keys("job", job_id)
 
     @property
     def watch_key(self) -> str:
@@ -462,7 +462,7 @@ class RedisStorage(StorageBackend):
             return False
 
     def flush(self) -> None:
-        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        keys = list(self.client.scan_iter(match=self.keys.pattern, count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start : start + 500])
 

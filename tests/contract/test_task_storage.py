@@ -88,3 +88,19 @@ def test_withdraw_of_a_claimed_task_is_gone(storage):  # noqa: F811
     changes = JobChanges(withdraw=(entry.queue, entry.member), require_withdraw=True)
     assert storage.commit_job_changes(job, job["seq"], changes) == "gone"
     assert storage.get_job(entry.job_id)["seq"] == job["seq"]
+
+
+def test_a_non_finite_number_is_refused_before_any_write(storage):  # noqa: F811
+    """A NaN priority (or deadline) used to leave the job written but its task in no queue (Redis does not
+    roll back a script that fails halfway); now the commit is refused whole."""
+    job = a_job()
+    storage.create_job(job)
+    entry = QueueEntry("t", f"task-{job['id']}", job["id"], float("nan"), 60.0)
+    job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
+    job["status"] = "waiting_for_worker"
+    assert storage.commit_job_changes(job, 0, JobChanges(enqueue=entry)) == "invalid"
+    stored = storage.get_job(job["id"])
+    assert stored["seq"] == 0 and stored["status"] == "pending" and "task" not in stored
+    assert storage.queue_length("t") == 0
+    assert storage.commit_job(job, 0, watch_until=float("inf")) is False
+    assert storage.get_job(job["id"])["seq"] == 0

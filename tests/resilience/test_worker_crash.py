@@ -107,9 +107,7 @@ def test_stalled_job_is_recovered_by_the_sweep(isolated):
     job_id, _ = engine.build_core(lost).create_job("linear", {"value": 2}, ClientConfig("client_a"))
     worker(name="sweeper", concurrency=1)
     time.sleep(1.1)
-    from avtomatika.sweeper import Sweeper
-
-    assert Sweeper(engine).run_once() == 1
+    assert engine.service.sweep() == 1
     view = orchestrator.wait(job_id, timeout=20)
     assert view["status"] == "finished"
     engine.storage.close()

@@ -547,3 +547,37 @@ def test_step_of_unregistered_blueprint_fails_the_job():
     job = h.job(job_id)
     assert job["status"] == "failed"
     assert "'linear' is not registered" in job["error_message"]
+
+
+@pytest.mark.parametrize("priority", [float("nan"), float("inf")])
+def test_a_non_finite_or_non_numeric_priority_fails_the_job_clearly(priority):
+    bp = StateMachineBlueprint("bad_priority")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.dispatch_task("echo", {}, {"success": "finished"}, priority=priority)
+
+    h = Harness(bp)
+    job = h.run("bad_priority")
+    assert job["status"] == "failed"
+    assert "priority must be a finite number" in job["error_message"]
+    assert h.storage.queue_length("echo") == 0
+
+
+def test_transitions_from_results_count_against_the_limit_too():
+    """One `enter_state` counts every move, whatever caused it (here: a worker result)."""
+    from avtomatika.outcomes import apply_result
+
+    bp = StateMachineBlueprint("counted")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.dispatch_task("echo", {}, {"success": "start"})
+
+    h = Harness(bp, MAX_TRANSITIONS_PER_JOB=3)
+    job_id = h.create("counted")
+    h.sched.drain(h.core.run_step)
+    job = h.job(job_id)
+    job["transitions"] = 3
+    apply_result(job, {"status": "success"}, bp, h.engine.config)
+    assert job["status"] == "failed" and "MAX_TRANSITIONS_PER_JOB (3)" in job["error_message"]

@@ -1,0 +1,10 @@
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return existing end
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+-- the first step's Celery message, pushed as kombu's Redis transport does (LPUSH, consumers BRPOP)
+if ARGV[5] ~= '' then redis.call('LPUSH', ARGV[5], ARGV[6]) end
+return ARGV[1]
