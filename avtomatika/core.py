@@ -26,8 +26,9 @@ from .dispatcher import Dispatcher, new_task, next_attempt
 from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
+from .ops import Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
 from .storage.base import StorageBackend, dumps, loads
-from .tasks import NATIVE_WORKER, JobChanges, Lease, QueueEntry
+from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
 
 logger = logging.getLogger(__name__)
@@ -222,13 +223,18 @@ class OrchestratorCore:
         changes = changes or JobChanges()
         status = JobStatus(job["status"])
         terminal = status.is_terminal
-        changes.notify_end = terminal
+        if terminal:
+            changes.add(NotifyEnd())
         if next_step is not None and status not in RUNNABLE:
             next_step = None
+        published = False
         if next_step == 0:
-            changes.publish = self.scheduler.step_message(
+            message = self.scheduler.step_message(
                 job["id"], expected_seq + 1, blueprint=job["blueprint_name"], state=job["current_state"]
             )
+            if message is not None:
+                changes.add(PublishStep(*message))
+                published = True
         result = self.storage.commit_job_changes(
             job,
             expected_seq,
@@ -238,7 +244,7 @@ class OrchestratorCore:
         )
         if result != "ok":
             return result
-        if next_step is not None and changes.publish is None:
+        if next_step is not None and not published:
             self.scheduler.schedule_step(
                 job["id"], job["seq"], next_step, blueprint=job["blueprint_name"], state=job["current_state"]
             )
@@ -331,13 +337,13 @@ class OrchestratorCore:
         if task_type in self.native_tasks:
             task["native"] = True
             deadline = task["dispatched_at"] + task["timeout"]
-            changes.native_lease = Lease(task_id, job["id"], NATIVE_WORKER, deadline, task_type)
+            changes.add(GrantLease(Lease(task_id, job["id"], NATIVE_WORKER, deadline, task_type)))
             params = task["params"]
             changes.after.append(lambda: self.scheduler.run_native_task(job["id"], task_id, task_type, params))
         else:
             entry = QueueEntry(task_type, task_id, job["id"], task["priority"], task["timeout"], task["requirements"])
             task["member"], task["queue"] = entry.member, entry.queue
-            changes.enqueue = entry
+            changes.add(Enqueue(entry))
             req, strategy = task["requirements"], task["strategy"]
             changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))
         events.append(("task_dispatched", (task,)))

@@ -14,8 +14,8 @@ from typing import Any
 from .core import RUNNABLE, OrchestratorCore
 from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, StaleResult
 from .job import Job, JobStatus, set_status
+from .ops import EndLease, HoldsLease, JobChanges, NotifyCancel, Withdraw
 from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
-from .tasks import JobChanges
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 16
@@ -58,7 +58,7 @@ class TaskEvents:
             seq = job["seq"]
             outcome = apply_result(job, result, blueprint, self.config)
             remembered = LEASE_EXPIRED if lease_expired else outcome.answer
-            changes = JobChanges(lease_check=(task_id, worker_id), end_lease=(task_id, remembered))
+            changes = JobChanges().add(HoldsLease(task_id, worker_id), EndLease(task_id, remembered))
             next_step = outcome.delay if outcome.next in ("step", "retry") else None
             verdict = self.core.commit(job, seq, changes, next_step=next_step)
             if verdict == "lease":  # `job` holds the outcome that was not applied: report the stored job
@@ -111,14 +111,15 @@ class TaskEvents:
             return changes, None
         lease = self.storage.get_lease(task["task_id"])
         if lease is not None:
-            changes.end_lease = (task["task_id"], answer)
-            changes.lease_check = (task["task_id"], lease.worker_id)
-            changes.cancel_notice = (lease.worker_id, task["task_id"], job["id"])
+            changes.add(
+                HoldsLease(task["task_id"], lease.worker_id),
+                EndLease(task["task_id"], answer),
+                NotifyCancel(lease.worker_id, task["task_id"], job["id"]),
+            )
             return changes, lease.worker_id
         if task.get("member"):
             # Only commit if the task is still queued: a worker that claimed it meanwhile must be told.
-            changes.withdraw = (task.get("queue", task["task_type"]), task["member"])
-            changes.require_withdraw = True
+            changes.add(Withdraw(task.get("queue", task["task_type"]), task["member"], required=True))
         return changes, None
 
     # -- progress -----------------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class TaskEvents:
                 return False
             seq = job["seq"]
             job["progress"] = {"task_id": task_id, "progress": progress, "message": message, "at": time.time()}
-            verdict = self.core.commit(job, seq, JobChanges(lease_check=(task_id, worker_id)))
+            verdict = self.core.commit(job, seq, JobChanges().add(HoldsLease(task_id, worker_id)))
             if verdict == "ok":
                 return True
             if verdict == "lease":

@@ -1,4 +1,4 @@
-"""Worker tasks: queue entries, leases, requirement matching and the changes a job commit carries.
+"""Worker tasks: queue entries, leases and requirement matching.
 
 A job waiting for a worker keeps its task (id, type, params, attempt, transitions) in the job record; the
 queue entry and the lease are indexes beside it, changed in the same atomic operation as the job record.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,42 +70,6 @@ class Lease:
     worker_id: str
     deadline: float
     task_type: str = ""
-
-
-@dataclass
-class JobChanges:
-    """Index changes committed atomically with a job record.
-
-    - `enqueue`: put a task in its queue.
-    - `withdraw`: (queue, member) remove the job's queued task
-      (`require_withdraw`: abort the commit if it was already claimed).
-    - `lease_check`: (task_id, worker_id) must hold the lease, or the commit is refused with "lease".
-    - `end_lease`: (task_id, answer) delete the lease and remember the answer for repeats of the result.
-    - `cancel_notice`: (worker_id, task_id, job_id) tell the holding worker (heartbeat answer and WebSocket).
-    - `native_lease`: create a lease directly (native Celery task types, no queue).
-    - `publish`: (list key, message) push the next step's broker message (Redis mode), atomically with the job.
-    - `notify_end`: the job became terminal: wake clients waiting for its end (`wait_for_job_end`).
-    """
-
-    enqueue: QueueEntry | None = None
-    withdraw: tuple[str, str] | None = None
-    require_withdraw: bool = False
-    lease_check: tuple[str, str] | None = None
-    end_lease: tuple[str, str] | None = None
-    cancel_notice: tuple[str, str, str] | None = None
-    native_lease: Lease | None = None
-    publish: tuple[str, str] | None = None
-    notify_end: bool = False
-    after: list[Any] = field(default_factory=list)
-
-    def numbers_are_finite(self) -> bool:
-        """Whether every number storage would index by is finite (a NaN score is refused before any write)."""
-        numbers = []
-        if self.enqueue is not None:
-            numbers.append(self.enqueue.score)
-        if self.native_lease is not None:
-            numbers.append(self.native_lease.deadline)
-        return all(math.isfinite(n) for n in numbers)
 
 
 def cancel_command(task_id: str, job_id: str) -> dict[str, str]:

@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from ..job import Job
-from ..tasks import Claim, JobChanges, Lease
+from ..ops import JobChanges
+from ..tasks import Claim, Lease
 
 
 def dumps(value: Any) -> str:
@@ -82,12 +83,11 @@ class StorageBackend(ABC):
         retention_seconds: int | None = None,
         watch_until: float | None = None,
     ) -> str:
-        """`commit_job` plus index changes (queue, lease, cancel notice), all in one atomic operation.
+        """`commit_job` plus the operations of `changes` (`avtomatika.ops`), all in one atomic operation.
 
-        Returns "ok", "conflict" (seq moved), "invalid" (a number to index by is not finite), "lease"
-        (`changes.lease_check` failed) or "gone"
-        (`changes.require_withdraw` and the task was no longer queued). Nothing is written unless "ok".
-        `job["task"]["member"]` must hold the queue member of `changes.enqueue` / `changes.withdraw`.
+        Every check runs before the first write. Returns "ok", "conflict" (seq moved), "invalid" (a number
+        to index by is not finite), "lease" (a `HoldsLease` failed) or "gone" (a required `Withdraw` found
+        the task claimed meanwhile). Nothing is written unless "ok".
         """
 
     @abstractmethod

@@ -9,7 +9,8 @@ from collections import defaultdict
 from typing import Any
 
 from ..job import Job
-from ..tasks import Claim, JobChanges, Lease, cancel_command, eligible, parse_member
+from ..ops import EndLease, Enqueue, GrantLease, HoldsLease, JobChanges, NotifyCancel, Op, PublishStep, Withdraw
+from ..tasks import Claim, Lease, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
 ANSWER_TTL = 86400
@@ -93,7 +94,7 @@ class MemoryStorage(StorageBackend):
         retention_seconds: int | None = None,
         watch_until: float | None = None,
     ) -> str:
-        if changes.publish is not None:
+        if changes.of(PublishStep):
             raise NotImplementedError("MemoryStorage cannot publish broker messages")
         previous = job.get("seq")
         job["seq"] = expected_seq + 1
@@ -104,45 +105,50 @@ class MemoryStorage(StorageBackend):
             outcome = "ok"
             if entry is None or entry[0] != expected_seq or not self._alive(entry[2], now):
                 outcome = "conflict"
-            elif not changes.numbers_are_finite() or (watch_until is not None and not math.isfinite(watch_until)):
-                outcome = "invalid"
-            elif changes.lease_check is not None:
-                lease = self._leases.get(changes.lease_check[0])
-                if lease is None or lease.worker_id != changes.lease_check[1]:
-                    outcome = "lease"
-            if outcome == "ok" and changes.withdraw is not None:
-                task_type, member = changes.withdraw
-                if self._queues[task_type].pop(member, None) is None and changes.require_withdraw:
-                    outcome = "gone"
+            else:
+                outcome = self._check(changes, watch_until)
             if outcome != "ok":
                 job["seq"] = previous
                 return outcome
             expires = now + retention_seconds if retention_seconds else None
             self._jobs[job["id"]] = (job["seq"], document, expires)
             self._set_watch(job["id"], watch_until)
-            self._apply_changes(changes)
+            for op in changes.ops:
+                self._apply(op)
             self._changed.notify_all()
             return "ok"
 
-    def _apply_changes(self, changes: JobChanges) -> None:
-        if changes.end_lease is not None:
-            task_id, answer = changes.end_lease
-            lease = self._leases.pop(task_id, None)
-            self._lease_expiry.pop(task_id, None)
+    def _check(self, changes: JobChanges, watch_until: float | None) -> str:
+        """Every check of a commit, before its first write (see `avtomatika.ops`)."""
+        if not changes.numbers_are_finite() or (watch_until is not None and not math.isfinite(watch_until)):
+            return "invalid"
+        for op in changes.ops:
+            if isinstance(op, HoldsLease):
+                lease = self._leases.get(op.task_id)
+                if lease is None or lease.worker_id != op.worker_id:
+                    return "lease"
+            elif isinstance(op, Withdraw) and op.required and op.member not in self._queues[op.queue]:
+                return "gone"
+        return "ok"
+
+    def _apply(self, op: Op) -> None:
+        if isinstance(op, EndLease):
+            lease = self._leases.pop(op.task_id, None)
+            self._lease_expiry.pop(op.task_id, None)
             if lease is not None:
-                self._remember_answer(task_id, lease.worker_id, answer)
-        if changes.cancel_notice is not None:
-            worker_id, task_id, job_id = changes.cancel_notice
-            self._cancels[worker_id].add(task_id)
-            self._commands[worker_id].append(cancel_command(task_id, job_id))
-        if changes.enqueue is not None:
-            entry = changes.enqueue
+                self._remember_answer(op.task_id, lease.worker_id, op.answer)
+        elif isinstance(op, NotifyCancel):
+            self._cancels[op.worker_id].add(op.task_id)
+            self._commands[op.worker_id].append(cancel_command(op.task_id, op.job_id))
+        elif isinstance(op, Enqueue):
+            entry = op.entry
             self._queues[entry.queue][entry.member] = entry.score
             self._classes[entry.task_type][entry.queue] = entry.requirements
-        if changes.native_lease is not None:
-            lease = changes.native_lease
-            self._leases[lease.task_id] = lease
-            self._lease_expiry[lease.task_id] = lease.deadline
+        elif isinstance(op, Withdraw):
+            self._queues[op.queue].pop(op.member, None)
+        elif isinstance(op, GrantLease):
+            self._leases[op.lease.task_id] = op.lease
+            self._lease_expiry[op.lease.task_id] = op.lease.deadline
 
     def _remember_answer(self, task_id: str, worker_id: str, answer: str) -> None:
         """Keep the answer for repeats of a result for `ANSWER_TTL` (Redis: a key with that TTL)."""

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..job import Job
-from ..tasks import Claim, JobChanges, Lease
+from ..ops import JobChanges
+from ..tasks import Claim, Lease
 from . import scripts
 from .base import StorageBackend, dumps, loads
 from .keys import Keys
@@ -171,27 +172,7 @@ class RedisStorage(StorageBackend):
 
     @staticmethod
     def _changes_json(changes: JobChanges) -> str:
-        data: dict[str, Any] = {}
-        if changes.lease_check:
-            data["lease_check"] = list(changes.lease_check)
-        if changes.withdraw:
-            data["withdraw"] = list(changes.withdraw)
-            data["require_withdraw"] = changes.require_withdraw
-        if changes.end_lease:
-            data["end_lease"] = list(changes.end_lease)
-        if changes.cancel_notice:
-            data["cancel_notice"] = list(changes.cancel_notice)
-        if changes.enqueue:
-            entry = changes.enqueue
-            data["enqueue"] = [entry.queue, repr(entry.score), entry.member, entry.task_type, entry.requirements_json]
-        if changes.publish:
-            data["publish"] = list(changes.publish)
-        if changes.notify_end:
-            data["notify_end"] = True
-        if changes.native_lease:
-            lease = changes.native_lease
-            data["native_lease"] = [lease.task_id, lease.job_id, lease.worker_id, repr(lease.deadline), lease.task_type]
-        return json.dumps(data) if data else ""
+        return json.dumps(changes.wire()) if changes.ops else ""
 
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         key = self.key("ended", job_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from avtomatika.tasks import JobChanges, QueueEntry, capabilities
+from avtomatika.ops import EndLease, Enqueue, HoldsLease, JobChanges, Withdraw
+from avtomatika.tasks import QueueEntry, capabilities
 from tests.contract.test_storage import a_job, race, storage  # noqa: F401 - the backend fixture
 
 CPU = capabilities({"worker_id": "cpu"})
@@ -18,7 +19,7 @@ def queued(storage, task_type="t", priority=0.0, requirements=None, seq=None):  
     if seq is not None:
         entry = QueueEntry(task_type, entry.task_id, job["id"], priority, 60.0, requirements, seq=seq)
     job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
-    assert storage.commit_job_changes(job, 0, JobChanges(enqueue=entry)) == "ok"
+    assert storage.commit_job_changes(job, 0, JobChanges([Enqueue(entry)])) == "ok"
     return entry
 
 
@@ -72,9 +73,9 @@ def test_lease_ends_with_the_commit_and_remembers_the_answer(storage):  # noqa: 
     entry = queued(storage)
     taken = claim(storage)
     job = storage.get_job(entry.job_id)
-    changes = JobChanges(lease_check=(taken.task_id, "someone-else"), end_lease=(taken.task_id, "ok"))
+    changes = JobChanges([HoldsLease(taken.task_id, "someone-else"), EndLease(taken.task_id, "ok")])
     assert storage.commit_job_changes(job, job["seq"], changes) == "lease"
-    changes = JobChanges(lease_check=(taken.task_id, "w"), end_lease=(taken.task_id, "result_accepted_success"))
+    changes = JobChanges([HoldsLease(taken.task_id, "w"), EndLease(taken.task_id, "result_accepted_success")])
     assert storage.commit_job_changes(job, job["seq"], changes) == "ok"
     assert storage.get_lease(taken.task_id) is None
     assert storage.result_answer(taken.task_id, "w") == "result_accepted_success"
@@ -85,7 +86,7 @@ def test_withdraw_of_a_claimed_task_is_gone(storage):  # noqa: F811
     entry = queued(storage)
     claim(storage)
     job = storage.get_job(entry.job_id)
-    changes = JobChanges(withdraw=(entry.queue, entry.member), require_withdraw=True)
+    changes = JobChanges([Withdraw(entry.queue, entry.member, required=True)])
     assert storage.commit_job_changes(job, job["seq"], changes) == "gone"
     assert storage.get_job(entry.job_id)["seq"] == job["seq"]
 
@@ -98,7 +99,7 @@ def test_a_non_finite_number_is_refused_before_any_write(storage):  # noqa: F811
     entry = QueueEntry("t", f"task-{job['id']}", job["id"], float("nan"), 60.0)
     job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
     job["status"] = "waiting_for_worker"
-    assert storage.commit_job_changes(job, 0, JobChanges(enqueue=entry)) == "invalid"
+    assert storage.commit_job_changes(job, 0, JobChanges([Enqueue(entry)])) == "invalid"
     stored = storage.get_job(job["id"])
     assert stored["seq"] == 0 and stored["status"] == "pending" and "task" not in stored
     assert storage.queue_length("t") == 0
