@@ -30,6 +30,7 @@ from .ops import Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
+from .waits import TaskWait, current_task
 
 logger = logging.getLogger(__name__)
 
@@ -272,14 +273,14 @@ class OrchestratorCore:
             due.append(moment + delay + self.config.STEP_STALL_SECONDS)
         if job.get("result_timeout"):
             due.append(job["created_at"] + job["result_timeout"])
-        task = job.get("task")
+        task = current_task(job)
         if status == JobStatus.WAITING_FOR_WORKER and task and job.get("dispatch_timeout") and not leased:
             due.append(task["dispatched_at"] + job["dispatch_timeout"])
         return min(due) if due else None
 
     def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
-        task = job.get("task")
+        task = current_task(job)
         if job["status"] == JobStatus.AWAITING_RETRY.value and task and task.get("retry"):
             return self._queue_task(job, next_attempt(task, time.time()), events)
         if job["status"] != JobStatus.RUNNING.value:
@@ -327,9 +328,9 @@ class OrchestratorCore:
                 return self._fail(job, f"state {state!r}: {exc}")
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
 
-    def _queue_task(self, job: Job, task: dict[str, Any], events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _queue_task(self, job: Job, task: TaskWait, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
         """Put the job's task in its queue (or send it to Celery for a native task type) on commit."""
-        job["task"] = task
+        job["wait"] = task
         job["progress"] = None
         set_status(job, JobStatus.WAITING_FOR_WORKER)
         changes = JobChanges()

@@ -17,6 +17,7 @@ from .config import Config
 from .errors import HandlerError
 from .storage.base import StorageBackend
 from .tasks import Claim, capabilities, eligible, requirements, task_cost
+from .waits import TaskWait
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def accepts_work(worker: dict[str, Any]) -> bool:
     return worker.get("status") not in ("draining", "offline")
 
 
-def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, Any]:
+def new_task(action: dict[str, Any], config: Config, now: float) -> TaskWait:
     """The task record a `dispatch_task` action puts into the job (attempt 1)."""
     strategy = action.get("dispatch_strategy") or "default"
     if strategy not in STRATEGIES:
@@ -46,6 +47,7 @@ def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, An
     if isinstance(priority, bool) or not isinstance(priority, int | float) or not math.isfinite(priority):
         raise HandlerError(f"dispatch_task: priority must be a finite number, got {priority!r}")
     return {
+        "kind": "task",
         "task_id": str(uuid.uuid4()),
         "task_type": action["task_type"],
         "params": action.get("params") or {},
@@ -59,10 +61,12 @@ def new_task(action: dict[str, Any], config: Config, now: float) -> dict[str, An
     }
 
 
-def next_attempt(task: dict[str, Any], now: float) -> dict[str, Any]:
+def next_attempt(task: TaskWait, now: float) -> TaskWait:
     """The same task dispatched again: a new task id (so late results of the old attempt are stale)."""
-    again = {k: v for k, v in task.items() if k not in ("retry", "member")}
-    again.update(task_id=str(uuid.uuid4()), attempt=int(task.get("attempt", 1)) + 1, dispatched_at=now)
+    again: TaskWait = {k: v for k, v in task.items() if k not in ("retry", "member")}  # type: ignore[assignment]
+    again["task_id"] = str(uuid.uuid4())
+    again["attempt"] = int(task.get("attempt", 1)) + 1
+    again["dispatched_at"] = now
     return again
 
 

@@ -10,6 +10,7 @@ from .blueprint import StateMachineBlueprint
 from .config import Config
 from .job import Job, JobStatus, set_status
 from .transitions import enter_state, fail
+from .waits import current_task
 
 SUCCESS = "result_accepted_success"
 FAILURE = "result_accepted_failure"
@@ -52,7 +53,8 @@ def _ended(job: Job, status: JobStatus, message: str) -> None:
 
 def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBlueprint, config: Config) -> Outcome:
     """Apply a validated worker result to `job` (in memory) and say what happens next."""
-    task = job["task"]
+    task = current_task(job)
+    assert task is not None, "apply_result needs a job waiting for a task"
     transitions: dict[str, str] = task.get("transitions") or {}
     status = result.get("status") or "success"
     data = result.get("data") or {}

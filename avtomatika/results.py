@@ -16,6 +16,7 @@ from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, Stale
 from .job import Job, JobStatus, set_status
 from .ops import EndLease, HoldsLease, JobChanges, NotifyCancel, Withdraw
 from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
+from .waits import current_task
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 16
@@ -49,7 +50,7 @@ class TaskEvents:
             job = self.storage.get_job(job_id)
             if job is None:
                 raise JobNotFound("job not found", job_id=job_id)
-            task = job.get("task") or {}
+            task = current_task(job) or {}
             if task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
                 return self._late(job, task_id, worker_id)
             blueprint = self.core.blueprints.get(job["blueprint_name"])
@@ -106,7 +107,7 @@ class TaskEvents:
     def _release_task(self, job: Job, answer: str) -> tuple[JobChanges, str | None]:
         """Changes that take a waiting job's task away from the queue or from the worker holding it."""
         changes = JobChanges()
-        task = job.get("task")
+        task = current_task(job)
         if not task or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
             return changes, None
         lease = self.storage.get_lease(task["task_id"])
@@ -128,7 +129,7 @@ class TaskEvents:
         """Store a progress event of the task's lease holder in the job view; False if it is not theirs."""
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
-            task = (job or {}).get("task") or {}
+            task = (current_task(job) if job is not None else None) or {}
             if job is None or task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
                 return False
             seq = job["seq"]
@@ -177,7 +178,7 @@ class TaskEvents:
         status = JobStatus(job["status"])
         if job.get("result_timeout") and now >= job["created_at"] + job["result_timeout"]:
             return self._time_out(job, f"result_timeout of {job['result_timeout']:g} s exceeded")
-        task = job.get("task") or {}
+        task = current_task(job) or {}
         leased = bool(task) and self.storage.get_lease(task["task_id"]) is not None
         if (
             status == JobStatus.WAITING_FOR_WORKER

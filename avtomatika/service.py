@@ -24,6 +24,7 @@ from .security import Client, load_worker_tokens
 from .storage.base import StorageBackend
 from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
+from .waits import current_task
 
 
 class Orchestrator:
@@ -66,8 +67,8 @@ class Orchestrator:
         if wait and not JobStatus(job["status"]).is_terminal:
             self.storage.wait_for_job_end(job["id"], wait)
             job = self.storage.get_job(job["id"]) or job
-        task = job.get("task") or {}
-        lease = self.storage.get_lease(task["task_id"]) if task.get("task_id") else None
+        task = current_task(job)
+        lease = self.storage.get_lease(task["task_id"]) if task else None
         return job_view(job, lease.worker_id if lease else None)
 
     def cancel_job(self, job_id: str, client: Client) -> str:
@@ -190,8 +191,13 @@ class Orchestrator:
     def _task_payload(self, claim: Claim) -> dict[str, Any] | None:
         """The task a claim handed out, or None when its job moved on meanwhile (the lease is then dropped)."""
         job = claim.job
-        task = (job or {}).get("task") or {}
-        if job is None or task.get("task_id") != claim.task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+        task = current_task(job) if job is not None else None
+        if (
+            job is None
+            or task is None
+            or task.get("task_id") != claim.task_id
+            or job["status"] != JobStatus.WAITING_FOR_WORKER.value
+        ):
             self.storage.drop_lease(claim.task_id)
             return None
         return {
@@ -236,7 +242,8 @@ class Orchestrator:
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
         """Run a native task type's function and report its outcome; returns the answer or why it was refused."""
         job = self.storage.get_job(job_id)
-        attempt = ((job or {}).get("task") or {}).get("attempt", 1)
+        task = current_task(job) if job is not None else None
+        attempt = task.get("attempt", 1) if task else 1
         available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
         outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
         try:

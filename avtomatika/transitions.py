@@ -37,7 +37,7 @@ def enter_state(job: Job, blueprint: StateMachineBlueprint, target: str, config:
     job["current_state"] = target
     job["transitions"] = job.get("transitions", 0) + 1
     job["retry_count"] = 0
-    job["task"] = None
+    job["wait"] = None
     if job["status"] != JobStatus.RUNNING.value:
         set_status(job, JobStatus.RUNNING)
     if target in RESERVED_END_STATES and target not in blueprint.states:

@@ -18,7 +18,7 @@ def queued(storage, task_type="t", priority=0.0, requirements=None, seq=None):  
     entry = QueueEntry(task_type, f"task-{job['id']}", job["id"], priority, 60.0, requirements)
     if seq is not None:
         entry = QueueEntry(task_type, entry.task_id, job["id"], priority, 60.0, requirements, seq=seq)
-    job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
+    job["wait"] = {"kind": "task", "task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
     assert storage.commit_job_changes(job, 0, JobChanges([Enqueue(entry)])) == "ok"
     return entry
 
@@ -97,7 +97,7 @@ def test_a_non_finite_number_is_refused_before_any_write(storage):  # noqa: F811
     job = a_job()
     storage.create_job(job)
     entry = QueueEntry("t", f"task-{job['id']}", job["id"], float("nan"), 60.0)
-    job["task"] = {"task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
+    job["wait"] = {"kind": "task", "task_id": entry.task_id, "member": entry.member, "queue": entry.queue}
     job["status"] = "waiting_for_worker"
     assert storage.commit_job_changes(job, 0, JobChanges([Enqueue(entry)])) == "invalid"
     stored = storage.get_job(job["id"])
