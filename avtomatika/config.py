@@ -88,6 +88,7 @@ class Config:
         self.EMBEDDED_WORKER_CONCURRENCY: int = _int(env, "EMBEDDED_WORKER_CONCURRENCY", 4)
         self.AVTOMATIKA_ENV: str = env.get("AVTOMATIKA_ENV", "development")
         self.DEBUG_ENDPOINTS: bool = _bool(env, "DEBUG_ENDPOINTS", False)
+        self.APPROVAL_WEBHOOK_URL: str = env.get("APPROVAL_WEBHOOK_URL", "")
         self.OTEL_EXPORTER_OTLP_ENDPOINT: str = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 
     @property

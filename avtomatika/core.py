@@ -26,11 +26,12 @@ from .dispatcher import Dispatcher, new_task, next_attempt
 from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
+from .notifiers import ApprovalRequest, Notifier, approval_token
 from .ops import Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
-from .waits import TaskWait, current_task
+from .waits import ApprovalWait, TaskWait, current_task, wait_of
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class OrchestratorCore:
         scheduler: StepScheduler,
         hooks: Hooks,
         native_tasks: dict[str, Any] | None = None,
+        notifiers: dict[str, Notifier] | None = None,
     ) -> None:
         self.storage = storage
         self.config = config
@@ -107,6 +109,7 @@ class OrchestratorCore:
         self.scheduler = scheduler
         self.hooks = hooks
         self.native_tasks = native_tasks if native_tasks is not None else {}
+        self.notifiers = notifiers if notifiers is not None else {}
         self.dispatcher = Dispatcher(storage, config)
 
     # -- jobs -----------------------------------------------------------------------------------------
@@ -276,6 +279,9 @@ class OrchestratorCore:
         task = current_task(job)
         if status == JobStatus.WAITING_FOR_WORKER and task and job.get("dispatch_timeout") and not leased:
             due.append(task["dispatched_at"] + job["dispatch_timeout"])
+        approval = wait_of(job, "approval")
+        if status == JobStatus.WAITING_FOR_HUMAN and approval and approval.get("deadline"):
+            due.append(approval["deadline"])
         return min(due) if due else None
 
     def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
@@ -326,7 +332,61 @@ class OrchestratorCore:
                 return self._queue_task(job, new_task(action, self.config, time.time()), events)
             except HandlerError as exc:
                 return self._fail(job, f"state {state!r}: {exc}")
+        if action["kind"] == "await_human_approval":
+            return self._await_approval(job, state, action, events)
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
+
+    def _await_approval(
+        self, job: Job, state: str, action: dict[str, Any], events: list[tuple[str, tuple[Any, ...]]]
+    ) -> _Move:
+        """Make the job wait for a human decision; its notifier is told once the commit succeeded."""
+        timeout = action.get("timeout_seconds")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 10 * 365 * 86400
+        ):
+            return self._fail(job, f"state {state!r}: await_human_approval: timeout_seconds must be a positive number")
+        now = time.time()
+        wait: ApprovalWait = {
+            "kind": "approval",
+            "integration": str(action["integration"]),
+            "message": str(action["message"]),
+            "transitions": dict(action["transitions"]),
+            "requested_at": now,
+            "deadline": now + timeout if timeout else None,
+        }
+        job["wait"] = wait
+        job["approval_requested_at"] = now  # the token stays checkable after the decision (409, not 401)
+        set_status(job, JobStatus.WAITING_FOR_HUMAN)
+        changes = JobChanges()
+        job_id = job["id"]
+        changes.after.append(lambda: self._notify(job_id, wait))
+        events.append(("approval_requested", (wait,)))
+        return _Move("stop", changes=changes)
+
+    def approval_request(self, job_id: str, wait: ApprovalWait) -> ApprovalRequest:
+        """What a notifier is told about a job waiting for a decision (its approval token included)."""
+        token = approval_token(self.storage.shared_secret("approval"), job_id, wait["requested_at"])
+        return ApprovalRequest(
+            job_id=job_id,
+            integration=wait["integration"],
+            message=wait["message"],
+            decisions=sorted(wait["transitions"]),
+            approval_token=token,
+            deadline=wait.get("deadline"),
+            approval_path=f"/_public/webhooks/approval/{job_id}",
+        )
+
+    def _notify(self, job_id: str, wait: ApprovalWait) -> None:
+        notifier = self.notifiers.get(wait["integration"])
+        if notifier is None:
+            logger.warning(
+                "job %s waits for approval through integration %r, which has no notifier registered "
+                "(engine.register_notifier); it waits as usual",
+                job_id,
+                wait["integration"],
+            )
+            return
+        notifier(self.approval_request(job_id, wait))
 
     def _queue_task(self, job: Job, task: TaskWait, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
         """Put the job's task in its queue (or send it to Celery for a native task type) on commit."""

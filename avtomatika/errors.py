@@ -69,5 +69,17 @@ class JobAlreadyEnded(ConflictError):
     """The job is terminal: it cannot be cancelled (or changed) any more."""
 
 
+class NotWaiting(ConflictError):
+    """The job does not wait for what the caller answers (e.g. an approval for a job not waiting for one)."""
+
+
+class InvalidDecision(AvtomatikaError):
+    """An approval decision that is missing or not one of the job's decisions."""
+
+
+class Unauthorized(AvtomatikaError):
+    """No valid credentials for this action."""
+
+
 class Unsupported(AvtomatikaError):
     """The server cannot do this here (a missing optional binary, for example)."""

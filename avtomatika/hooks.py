@@ -25,6 +25,9 @@ class Hooks:
     def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
         """A task was queued for a worker (or sent to Celery for a native task type)."""
 
+    def approval_requested(self, job: Job, wait: dict[str, Any]) -> None:
+        """The job waits for a human decision (after the commit that made it wait)."""
+
     def job_ended(self, job: Job) -> None:
         """The job reached a terminal status (called once, after the commit that made it terminal)."""
 
@@ -57,6 +60,9 @@ class HookChain(Hooks):
 
     def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
         self._emit("task_dispatched", job, task)
+
+    def approval_requested(self, job: Job, wait: dict[str, Any]) -> None:
+        self._emit("approval_requested", job, wait)
 
     def job_ended(self, job: Job) -> None:
         self._emit("job_ended", job)

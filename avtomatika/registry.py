@@ -16,6 +16,7 @@ from .config import Config
 from .errors import BlueprintError
 from .hooks import HookChain
 from .injection import HandlerSpec
+from .notifiers import Notifier, log_notifier, webhook_notifier
 from .storage.base import StorageBackend
 from .storage.memory import MemoryStorage
 from .storage.redis import RedisStorage
@@ -39,6 +40,7 @@ class Registry:
         self.blueprints: dict[str, StateMachineBlueprint] = {}
         self.hooks = HookChain()
         self.native_tasks: dict[str, HandlerSpec] = {}
+        self.notifiers: dict[str, Notifier] = {"log": log_notifier, "webhook": webhook_notifier(self.config)}
         self._lock = threading.RLock()
 
     # -- blueprints -----------------------------------------------------------------------------------
@@ -73,6 +75,11 @@ class Registry:
             return func
 
         return decorator
+
+    def register_notifier(self, integration: str, notifier: Notifier) -> None:
+        """Tell `notifier` about every approval request whose `integration` is this name (replaces a
+        built-in of that name). It gets an `ApprovalRequest`; exceptions are logged, never fatal."""
+        self.notifiers[integration] = notifier
 
     # -- storage and queue names ----------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ import logging
 import time
 from typing import Any
 
+from .approvals import ApprovalEvents
 from .core import RUNNABLE, OrchestratorCore
 from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, StaleResult
 from .job import Job, JobStatus, set_status
 from .ops import EndLease, HoldsLease, JobChanges, NotifyCancel, Withdraw
 from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
-from .waits import current_task
+from .waits import current_task, wait_of
 
 logger = logging.getLogger(__name__)
 ATTEMPTS = 16
@@ -32,6 +33,7 @@ class TaskEvents:
 
     def __init__(self, core: OrchestratorCore) -> None:
         self.core = core
+        self.approvals = ApprovalEvents(core)
         self.storage = core.storage
         self.config = core.config
 
@@ -187,6 +189,10 @@ class TaskEvents:
             and now >= task.get("dispatched_at", now) + job["dispatch_timeout"]
         ):
             return self._time_out(job, f"no worker took task {task['task_type']} within dispatch_timeout")
+        if status == JobStatus.WAITING_FOR_HUMAN and wait_of(job, "approval"):
+            acted = self.approvals.time_out(job, now)
+            if acted:
+                return acted
         if status in RUNNABLE and job.get("seq") is not None:
             logger.warning("job %s made no progress at seq=%s: re-sending its step", job["id"], job["seq"])
             self.storage.watch_job(job["id"], now + self.config.STEP_STALL_SECONDS)

@@ -15,7 +15,7 @@ from typing import Any
 from .config import Config
 from .context import ClientConfig
 from .core import OrchestratorCore, StepScheduler
-from .errors import AvtomatikaError, BlueprintNotFound, JobNotFound, Unsupported, WorkerNotFound
+from .errors import AvtomatikaError, BlueprintNotFound, JobNotFound, Unauthorized, Unsupported, WorkerNotFound
 from .job import Job, JobStatus, job_view
 from .native import native_outcome
 from .registry import Registry
@@ -24,7 +24,7 @@ from .security import Client, load_worker_tokens
 from .storage.base import StorageBackend
 from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
-from .waits import current_task
+from .waits import current_task, wait_of
 
 
 class Orchestrator:
@@ -35,7 +35,13 @@ class Orchestrator:
         self.config: Config = registry.config
         self.storage: StorageBackend = registry.storage
         self.core = OrchestratorCore(
-            self.storage, self.config, registry.blueprints, scheduler, registry.hooks, registry.native_tasks
+            self.storage,
+            self.config,
+            registry.blueprints,
+            scheduler,
+            registry.hooks,
+            registry.native_tasks,
+            registry.notifiers,
         )
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
@@ -69,12 +75,40 @@ class Orchestrator:
             job = self.storage.get_job(job["id"]) or job
         task = current_task(job)
         lease = self.storage.get_lease(task["task_id"]) if task else None
-        return job_view(job, lease.worker_id if lease else None)
+        view = job_view(job, lease.worker_id if lease else None)
+        approval = wait_of(job, "approval")
+        if approval is not None and job["status"] == JobStatus.WAITING_FOR_HUMAN.value:
+            request = self.core.approval_request(job["id"], approval)  # type: ignore[arg-type]
+            view["approval"] = {
+                "integration": request.integration,
+                "message": request.message,
+                "decisions": request.decisions,
+                "deadline": request.deadline,
+                "approval_token": request.approval_token,
+                "approval_path": request.approval_path,
+            }
+        return view
 
     def cancel_job(self, job_id: str, client: Client) -> str:
         """Cancel a non-terminal job of `client` (admins: any job); see `TaskEvents.cancel_job`."""
         self.visible_job(job_id, client)
         return self.events.cancel_job(job_id)
+
+    def authorize_decision(self, job_id: str, *, client: Client | None, token: str | None) -> None:
+        """Whether a decision for this job may be posted: by the owning client (or an admin), or with the
+        job's approval token. Another client's job is `JobNotFound`; no valid credentials is `Unauthorized`."""
+        job = self.storage.get_job(job_id)
+        if client is not None and job is not None and (job.get("client_id") == client.client_id or client.is_admin):
+            return
+        if token and job is not None and self.events.approvals.token_matches(job, token):
+            return
+        if client is not None:
+            raise JobNotFound("job not found", job_id=job_id)
+        raise Unauthorized("an approval needs the owner's X-Avtomatika-Token or the job's approval token")
+
+    def decide(self, job_id: str, decision: object) -> None:
+        """Apply a human decision (after `authorize_decision`); see `ApprovalEvents.decide`."""
+        self.events.approvals.decide(job_id, decision)
 
     def graph(self, name: str, fmt: str = "dot") -> tuple[bytes, str]:
         """The blueprint's state graph: (content, media type); SVG needs the graphviz binary."""

@@ -15,7 +15,7 @@ from avtomatika.service import Orchestrator
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
 from .ratelimit import RateLimits
-from .resources import admin, blueprints, debug, jobs, public, workers
+from .resources import admin, approvals, blueprints, debug, jobs, public, workers
 from .smorest import Api
 from .worker_auth import WORKER_HEADER, TokenHashCache, authenticate_worker_request
 
@@ -40,6 +40,7 @@ def create_app(service: Orchestrator) -> Flask:
                 "securitySchemes": {
                     "client": {"type": "apiKey", "in": "header", "name": CLIENT_HEADER},
                     "worker": {"type": "apiKey", "in": "header", "name": WORKER_HEADER},
+                    "approval": {"type": "apiKey", "in": "header", "name": approvals.APPROVAL_HEADER},
                 }
             },
             # every operation needs the client token unless it says otherwise (public and worker routes do)
@@ -54,7 +55,7 @@ def create_app(service: Orchestrator) -> Flask:
     app.url_map.converters["job_id"] = jobs.JobIdConverter
     api = Api(app)
     api.register_converter(jobs.JobIdConverter, jobs.job_id_param)
-    for blp in (public.blp, *jobs.create_routes(engine.blueprints), workers.blp):
+    for blp in (public.blp, approvals.blp, *jobs.create_routes(engine.blueprints), workers.blp):
         api.register_blueprint(blp)
     if engine.config.DEBUG_ENDPOINTS:
         api.register_blueprint(debug.blp)
@@ -69,6 +70,7 @@ def create_app(service: Orchestrator) -> Flask:
     register_error_handlers(app)
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
+    app.before_request(approvals.authorize_decision)
 
     @app.get("/_public/swagger-ui/<path:filename>")
     def swagger_assets(filename: str) -> Any:

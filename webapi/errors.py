@@ -8,7 +8,14 @@ from typing import Any, NoReturn
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from avtomatika.errors import AvtomatikaError, ConflictError, NotFound, TransitionNotAllowed, Unsupported
+from avtomatika.errors import (
+    AvtomatikaError,
+    ConflictError,
+    NotFound,
+    TransitionNotAllowed,
+    Unauthorized,
+    Unsupported,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ _DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
     (ConflictError, 409),
     (TransitionNotAllowed, 409),
     (Unsupported, 501),
+    (Unauthorized, 401),
 ]
 
 

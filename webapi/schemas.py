@@ -175,6 +175,12 @@ class JobQuery(Liberal):
     )
 
 
+class ApprovalBody(Liberal):
+    """`{"decision": "<key>"}`: one of the job's decisions (checked against the job, after authentication)."""
+
+    decision = fields.String(validate=validate.Length(max=200), allow_none=True)
+
+
 class GraphQuery(Liberal):
     format = fields.String(validate=validate.OneOf(["dot", "svg"]), load_default="dot")
 
@@ -212,6 +218,9 @@ class JobView(Schema):
     task_type = fields.String(allow_none=True)
     worker_id = fields.String(allow_none=True)
     progress = fields.Dict(allow_none=True)
+    approval = fields.Dict(
+        metadata={"description": "while waiting for a human: the question, decisions and the approval token"}
+    )
 
 
 class WorkerRecord(Schema):

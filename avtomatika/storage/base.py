@@ -250,6 +250,11 @@ class StorageBackend(ABC):
         """Release the lock only if `token` still holds it (compare-and-delete)."""
 
     @abstractmethod
+    def shared_secret(self, name: str) -> str:
+        """A random secret every process of this storage shares, created on first use (atomic: two processes
+        asking at once get the same value). Used to derive per-job approval tokens without storing them."""
+
+    @abstractmethod
     def ping(self) -> bool:
         """True when the backend answers."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +37,7 @@ class MemoryStorage(StorageBackend):
         self._pollers: dict[str, dict[str, float]] = defaultdict(dict)
         self._wakes: dict[str, int] = defaultdict(int)
         self._commands: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._secrets: dict[str, str] = {}
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
@@ -386,6 +388,10 @@ class MemoryStorage(StorageBackend):
             return self._counters[name]
 
     # -- coordination -------------------------------------------------------------------------------------
+
+    def shared_secret(self, name: str) -> str:
+        with self._lock:
+            return self._secrets.setdefault(name, secrets.token_hex(32))
 
     def acquire_lock(self, name: str, token: str, ttl_seconds: float) -> bool:
         now = time.time()

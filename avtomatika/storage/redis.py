@@ -7,6 +7,7 @@ once (`scripts.py`).
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from ..errors import ConfigError
@@ -429,6 +430,11 @@ class RedisStorage(StorageBackend):
         return int(self.client.incr(self.key("counter", name)))
 
     # -- coordination -------------------------------------------------------------------------------------
+
+    def shared_secret(self, name: str) -> str:
+        key = self.key("secret", name)
+        self.client.set(key, secrets.token_hex(32), nx=True)
+        return _text(self.client.get(key))
 
     def acquire_lock(self, name: str, token: str, ttl_seconds: float) -> bool:
         return bool(self.client.set(self.key("lock", name), token, nx=True, px=int(ttl_seconds * 1000)))

@@ -11,6 +11,7 @@ import time
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.storage import MemoryStorage
+from blueprints.approval import moderation, strict
 from blueprints.conditional import conditional
 from blueprints.data_store import store_blueprint
 from blueprints.linear import linear
@@ -162,6 +163,8 @@ ALL = (
     native,
     crash,
     operators,
+    moderation,
+    strict,
 )
 
 
