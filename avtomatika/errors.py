@@ -69,6 +69,10 @@ class JobAlreadyEnded(ConflictError):
     """The job is terminal: it cannot be cancelled (or changed) any more."""
 
 
+class NotRetryable(ConflictError):
+    """Only failed or quarantined jobs can be retried by an operator."""
+
+
 class NotWaiting(ConflictError):
     """The job does not wait for what the caller answers (e.g. an approval for a job not waiting for one)."""
 

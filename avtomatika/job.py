@@ -37,6 +37,7 @@ class JobStatus(str, Enum):
         return self in TERMINAL
 
 
+JOB_STATUSES = tuple(status.value for status in JobStatus)
 TERMINAL = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUARANTINED})
 _WAITING = frozenset(
     {

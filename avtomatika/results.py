@@ -13,7 +13,7 @@ from typing import Any
 
 from .approvals import ApprovalEvents
 from .core import RUNNABLE, OrchestratorCore
-from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, StaleResult
+from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, NotRetryable, StaleResult
 from .job import Job, JobStatus, set_status
 from .ops import EndLease, HoldsLease, JobChanges, NotifyCancel, Withdraw
 from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
@@ -124,6 +124,25 @@ class TaskEvents:
             # Only commit if the task is still queued: a worker that claimed it meanwhile must be told.
             changes.add(Withdraw(task.get("queue", task["task_type"]), task["member"], required=True))
         return changes, None
+
+    # -- operator retry -----------------------------------------------------------------------------------
+
+    def retry_job(self, job_id: str) -> None:
+        """Resume a failed or quarantined job at its current state (SPEC §7): its handler runs again with
+        fresh retry and transition counters. Raises `JobNotFound`, `NotRetryable` or `ConflictError`."""
+        for _ in range(ATTEMPTS):
+            job = self.storage.get_job(job_id)
+            if job is None:
+                raise JobNotFound("job not found", job_id=job_id)
+            if job["status"] not in (JobStatus.FAILED.value, JobStatus.QUARANTINED.value):
+                raise NotRetryable(f"only failed or quarantined jobs can be retried; this one is {job['status']}")
+            seq = job["seq"]
+            set_status(job, JobStatus.PENDING, operator=True)
+            job.update(retry_count=0, transitions=0, error_message=None, wait=None)
+            job.pop("error_traceback", None)
+            if self.core.commit(job, seq, next_step=0.0) == "ok":
+                return
+        raise ConflictError("the job kept changing concurrently; try again")
 
     # -- progress -----------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from .config import Config
 from .context import ClientConfig
 from .core import OrchestratorCore, StepScheduler
 from .errors import AvtomatikaError, BlueprintNotFound, JobNotFound, Unauthorized, Unsupported, WorkerNotFound
-from .job import Job, JobStatus, job_view
+from .job import JOB_STATUSES, Job, JobStatus, job_view
 from .native import native_outcome
 from .registry import Registry
 from .results import TaskEvents
@@ -110,6 +110,38 @@ class Orchestrator:
         """Apply a human decision (after `authorize_decision`); see `ApprovalEvents.decide`."""
         self.events.approvals.decide(job_id, decision)
 
+    def retry_job(self, job_id: str, client: Client) -> None:
+        """Resume a failed or quarantined job of `client` (admins: any job) at its current state."""
+        self.visible_job(job_id, client)
+        self.events.retry_job(job_id)
+
+    def list_jobs(
+        self,
+        client: Client,
+        *,
+        status: str | None = None,
+        blueprint: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Jobs `client` may see (admins: all), most recently changed first, filtered by status and blueprint.
+
+        A page is taken from the status index before the client and blueprint filters, so a page may hold
+        fewer than `limit` jobs; `offset` counts index entries.
+        """
+        statuses = [status] if status else list(JOB_STATUSES)
+        found: list[Job] = []
+        for name in statuses:
+            found.extend(self.storage.list_jobs(name, limit + offset, 0))
+        found.sort(key=lambda job: job.get("updated_at") or 0.0, reverse=True)
+        page = found[offset : offset + limit]
+        return [
+            job_view(job)
+            for job in page
+            if (client.is_admin or job.get("client_id") == client.client_id)
+            and (blueprint is None or job["blueprint_name"] == blueprint)
+        ]
+
     def graph(self, name: str, fmt: str = "dot") -> tuple[bytes, str]:
         """The blueprint's state graph: (content, media type); SVG needs the graphviz binary."""
         blueprint = self.registry.blueprints.get(name)
@@ -135,7 +167,7 @@ class Orchestrator:
         queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
         return {
             "workers": {"total": len(self.storage.list_workers())},
-            "jobs": {"queued": sum(queues.values()), "queues": queues},
+            "jobs": {"queued": sum(queues.values()), "queues": queues, **self.storage.count_jobs()},
         }
 
     def reload_worker_tokens(self) -> int:

@@ -7,6 +7,7 @@ import time
 import uuid
 
 from .config import Config
+from .job import TERMINAL
 from .results import TaskEvents
 from .storage.base import StorageBackend
 
@@ -29,8 +30,11 @@ class Sweeper:
             return -1
         try:
             acted = self.events.expire_leases(now) + self.events.sweep_due_jobs(now)
-            for worker_id in self.storage.expired_workers(now if now is not None else time.time()):
+            moment = now if now is not None else time.time()
+            for worker_id in self.storage.expired_workers(moment):
                 logger.info("worker %s expired (no heartbeat)", worker_id)
+            for status in TERMINAL:  # records past their retention are gone; so go their index entries
+                self.storage.trim_job_index(status.value, moment - self.config.JOB_RETENTION_SECONDS)
             return acted
         finally:
             self.storage.release_lock(LOCK_NAME, token)

@@ -11,6 +11,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
+from avtomatika.job import JOB_STATUSES
+
 WORKER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 WORKER_ID = validate.Regexp(WORKER_ID_PATTERN, error="1-128 characters: letters, digits, _.:@-")
 NAME = validate.Length(min=1, max=200)
@@ -181,6 +183,13 @@ class ApprovalBody(Liberal):
     decision = fields.String(validate=validate.Length(max=200), allow_none=True)
 
 
+class JobListQuery(Liberal):
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    blueprint = fields.String(validate=validate.Length(min=1, max=200))
+    limit = fields.Integer(validate=validate.Range(min=1, max=1000), load_default=100)
+    offset = fields.Integer(validate=validate.Range(min=0, max=1_000_000), load_default=0)
+
+
 class GraphQuery(Liberal):
     format = fields.String(validate=validate.OneOf(["dot", "svg"]), load_default="dot")
 
@@ -286,9 +295,14 @@ class DashboardWorkers(Schema):
     total = fields.Integer(required=True)
 
 
-class DashboardJobs(Schema):
-    queued = fields.Integer(required=True, metadata={"description": "tasks waiting for a worker"})
-    queues = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "by task type"})
+DashboardJobs = Schema.from_dict(
+    {
+        "queued": fields.Integer(required=True, metadata={"description": "tasks waiting for a worker"}),
+        "queues": fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "by task type"}),
+        **{status: fields.Integer(metadata={"description": f"jobs {status}"}) for status in JOB_STATUSES},
+    },
+    name="DashboardJobs",
+)
 
 
 class Dashboard(Schema):

@@ -91,6 +91,19 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
+    def list_jobs(self, status: str, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Jobs in `status`, most recently changed first (a page of the status index)."""
+
+    @abstractmethod
+    def count_jobs(self) -> dict[str, int]:
+        """How many jobs each status holds (terminal ones until their retention ends)."""
+
+    def trim_job_index(self, status: str, before: float) -> int:
+        """Forget index entries of `status` last changed before `before` (records past their retention);
+        returns how many. Backends whose index cannot go stale do nothing."""
+        return 0
+
+    @abstractmethod
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         """Block up to `timeout` seconds until a commit with `notify_end` for this job; True when woken.
 

@@ -32,6 +32,7 @@ PER_ID = {
     "idempotency": "string: first job id of an idempotency key",
     "lock": "string: a named lock",
     "counter": "string: a named counter",
+    "by_status": "zset: ids of the jobs in one status, scored by their last change (listing, counts)",
     "secret": "string: a random secret shared by every process (approval tokens are derived from it)",
 }
 

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from ..job import Job
+from ..job import JOB_STATUSES, Job
 from ..ops import EndLease, Enqueue, GrantLease, HoldsLease, JobChanges, NotifyCancel, Op, PublishStep, Withdraw
 from ..tasks import Claim, Lease, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
@@ -159,6 +159,28 @@ class MemoryStorage(StorageBackend):
             for stale in [t for t, (_, _, at) in self._answers.items() if at < now - ANSWER_TTL]:
                 del self._answers[stale]
         self._answers[task_id] = (worker_id, answer, now)
+
+    def _live_jobs(self) -> list[Job]:
+        now = time.time()
+        with self._lock:
+            entries = [(seq, doc) for seq, doc, expires in self._jobs.values() if self._alive(expires, now)]
+        jobs = []
+        for seq, doc in entries:
+            job: Job = loads(doc)
+            job["seq"] = seq
+            jobs.append(job)
+        return jobs
+
+    def list_jobs(self, status: str, limit: int = 100, offset: int = 0) -> list[Job]:
+        found = [job for job in self._live_jobs() if job["status"] == status]
+        found.sort(key=lambda job: job.get("updated_at") or 0.0, reverse=True)
+        return found[offset : offset + limit]
+
+    def count_jobs(self) -> dict[str, int]:
+        counts = dict.fromkeys(JOB_STATUSES, 0)
+        for job in self._live_jobs():
+            counts[job["status"]] += 1
+        return counts
 
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

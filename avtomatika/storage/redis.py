@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from ..errors import ConfigError
-from ..job import Job
+from ..job import JOB_STATUSES, Job
 from ..ops import JobChanges
 from ..tasks import Claim, Lease
 from . import scripts
@@ -129,6 +130,9 @@ class RedisStorage(StorageBackend):
                 "" if watch_until is None else repr(watch_until),
                 queue,
                 message,
+                job["status"],
+                repr(float(job.get("created_at") or time.time())),
+                self.prefix,
             ],
         )
         return _text(result)
@@ -164,6 +168,8 @@ class RedisStorage(StorageBackend):
                     job["id"],
                     self.prefix,
                     self._changes_json(changes),
+                    job["status"],
+                    repr(float(job.get("updated_at") or time.time())),
                 ],
             )
         )
@@ -174,6 +180,35 @@ class RedisStorage(StorageBackend):
     @staticmethod
     def _changes_json(changes: JobChanges) -> str:
         return json.dumps(changes.wire()) if changes.ops else ""
+
+    def list_jobs(self, status: str, limit: int = 100, offset: int = 0) -> list[Job]:
+        key = self.key("by_status", status)
+        ids = [_text(i) for i in self.client.zrevrange(key, offset, offset + limit - 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.job_key(job_id), ["seq", "doc"])
+        found: list[Job] = []
+        gone = []
+        for job_id, (seq, doc) in zip(ids, pipe.execute(), strict=True):
+            if doc is None:
+                gone.append(job_id)  # expired after its retention: drop it from the index
+                continue
+            job: Job = loads(doc)
+            job["seq"] = int(seq)
+            if job["status"] == status:
+                found.append(job)
+        if gone:
+            self.client.zrem(key, *gone)
+        return found
+
+    def count_jobs(self) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for status in JOB_STATUSES:
+            pipe.zcard(self.key("by_status", status))
+        return dict(zip(JOB_STATUSES, (int(n) for n in pipe.execute()), strict=True))
+
+    def trim_job_index(self, status: str, before: float) -> int:
+        return int(self.client.zremrangebyscore(self.key("by_status", status), "-inf", before))
 
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         key = self.key("ended", job_id)

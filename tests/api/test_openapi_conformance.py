@@ -73,6 +73,17 @@ def exercise(record: Recorder) -> None:
         assert http.get(f"/api/v1/jobs/{uuid.uuid4()}").status_code == 404
         assert http.post(f"/api/v1/jobs/{linear}/cancel").status_code == 409
         assert http.post(f"/api/v1/jobs/{uuid.uuid4()}/cancel").status_code == 404
+        # listing, retry, approval
+        assert http.get("/api/v1/jobs", params={"status": "finished", "limit": 5}).status_code == 200
+        assert http.get("/api/v1/jobs", params={"status": "nonsense"}).status_code == 400
+        assert http.post(f"/api/v1/jobs/{linear}/retry").status_code == 409
+        approval = http.post("/api/v1/jobs/moderation", json={"title": "x"}).json()["job_id"]
+        for _ in range(200):
+            if http.get(f"/api/v1/jobs/{approval}").json()["status"] == "waiting_for_human":
+                break
+        assert anonymous.post(f"/_public/webhooks/approval/{approval}", json={"decision": "approve"}).status_code == 401
+        assert http.post(f"/_public/webhooks/approval/{approval}", json={"decision": "nope"}).status_code == 400
+        assert http.post(f"/_public/webhooks/approval/{approval}", json={"decision": "approve"}).status_code == 200
         # graph
         assert http.get("/api/v1/blueprints/linear/graph").status_code == 200
         assert http.get("/api/v1/blueprints/nope/graph").status_code == 404

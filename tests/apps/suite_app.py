@@ -63,6 +63,18 @@ def finish(state_history):
     state_history["visits"].append("finish")
 
 
+fixable = StateMachineBlueprint("fixable", api_version="v1", api_endpoint="jobs/fixable")
+
+
+@fixable.handler_for("start", is_start=True)
+def needs_a_fix(initial_data, state_history, actions):
+    """Fails (and is quarantined) until the file `initial_data["fix"]` exists: an operator fixes, then retries."""
+    if not os.path.exists(initial_data["fix"]):
+        raise RuntimeError("the fix is not deployed yet")
+    state_history["fixed"] = True
+    actions.transition_to("finished")
+
+
 looping = StateMachineBlueprint("looping", api_version="v1", api_endpoint="jobs/looping")
 
 
@@ -165,6 +177,7 @@ ALL = (
     operators,
     moderation,
     strict,
+    fixable,
 )
 
 

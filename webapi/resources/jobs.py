@@ -13,7 +13,7 @@ from avtomatika.blueprint import StateMachineBlueprint
 from ..auth import current_client
 from ..current import service
 from ..errors import abort_json
-from ..schemas import Accepted, CreateJob, JobQuery, JobView, StatusAnswer
+from ..schemas import Accepted, CreateJob, JobListQuery, JobQuery, JobView, StatusAnswer
 from ..smorest import Blueprint
 
 blp = Blueprint("jobs", __name__, description="Jobs of the calling client (X-Avtomatika-Token)")
@@ -85,6 +85,28 @@ class Job(MethodView):
         instead of polling); it answers at once when the job has already ended.
         """
         return service().job_view(job_id, current_client(), query["wait"])
+
+
+@blp.route("/jobs")
+class JobList(MethodView):
+    @blp.arguments(JobListQuery, location="query")
+    @blp.response(200, JobView(many=True))
+    @blp.errors(400, 401, 429)
+    def get(self, query: dict[str, Any]) -> Any:
+        """Jobs of the caller (admins: every job), most recently changed first; `?status=quarantined` lists
+        the jobs waiting for an operator. Filters: `status`, `blueprint`; paging: `limit` (≤ 1000), `offset`."""
+        return service().list_jobs(current_client(), **query)
+
+
+@blp.route("/jobs/<job_id:job_id>/retry")
+class RetryJob(MethodView):
+    @blp.response(200, Accepted)
+    @blp.errors(401, 404, 409, 429)
+    def post(self, job_id: str) -> Any:
+        """Resume a `failed` or `quarantined` job at its current state (owner or admin): its handler runs
+        again with fresh retry and transition counters. 409 for any other status."""
+        service().retry_job(job_id, current_client())
+        return {"status": "retry_scheduled", "job_id": job_id}
 
 
 @blp.route("/jobs/<job_id:job_id>/cancel")

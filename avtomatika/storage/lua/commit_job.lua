@@ -1,4 +1,5 @@
--- KEYS: job, watch. ARGV: expected seq, new seq, doc, retention, watch_until, job id, prefix, ops JSON.
+-- KEYS: job, watch. ARGV: expected seq, new seq, doc, retention, watch_until, job id, prefix, ops JSON,
+-- status, updated_at (the job's status is also a field of its hash, indexed in `by_status` zsets).
 -- The ops are `avtomatika.ops` in wire form: {name, args...}. Phase 1 runs every check, phase 2 every
 -- write: Redis does not roll back a script that stops halfway, so nothing may fail after the first write.
 local current = redis.call('HGET', KEYS[1], 'seq')
@@ -28,7 +29,12 @@ for _, op in ipairs(ops) do
 end
 
 -- phase 2: writes
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'doc', ARGV[3])
+local old_status = redis.call('HGET', KEYS[1], 'status')
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'doc', ARGV[3], 'status', ARGV[9])
+if old_status ~= ARGV[9] then
+  if old_status then redis.call('ZREM', K.by_status(p, old_status), ARGV[6]) end
+end
+redis.call('ZADD', K.by_status(p, ARGV[9]), ARGV[10], ARGV[6])
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end
 if ARGV[5] == '' then redis.call('ZREM', KEYS[2], ARGV[6]) else redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) end
 for _, op in ipairs(ops) do

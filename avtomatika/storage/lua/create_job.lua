@@ -1,9 +1,12 @@
+-- KEYS: job, idempotency ('' = none), watch. ARGV: job id, doc, idempotency ttl, watch_until ('' = none),
+-- step list key ('' = none), step message, status, created_at, prefix.
 if KEYS[2] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then return existing end
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', 0, 'doc', ARGV[2], 'status', ARGV[7])
+redis.call('ZADD', K.by_status(ARGV[9], ARGV[7]), ARGV[8], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 -- the first step's Celery message, pushed as kombu's Redis transport does (LPUSH, consumers BRPOP)
 if ARGV[5] ~= '' then redis.call('LPUSH', ARGV[5], ARGV[6]) end
