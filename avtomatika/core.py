@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from .aio import run_coroutine
 from .blueprint import StateMachineBlueprint
+from .children import child_job, child_result, child_wait, outcome_key
 from .config import Config
 from .context import ActionFactory, ClientConfig, JobContext
 from .dispatcher import Dispatcher, new_task, next_attempt
@@ -27,7 +28,7 @@ from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
-from .ops import Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
+from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
@@ -261,6 +262,11 @@ class OrchestratorCore:
             getattr(self.hooks, name)(job, *args)
         if terminal:
             self.hooks.job_ended(job)
+            if job.get("parent_id"):
+                try:
+                    self.resume_parent(job["id"], job["parent_id"])
+                except Exception:  # the sweep resumes the parent later
+                    logger.exception("resuming the parent of job %s failed", job["id"])
         return result
 
     def watch_deadline(
@@ -282,6 +288,8 @@ class OrchestratorCore:
         approval = wait_of(job, "approval")
         if status == JobStatus.WAITING_FOR_HUMAN and approval and approval.get("deadline"):
             due.append(approval["deadline"])
+        if status == JobStatus.WAITING_FOR_SUB_JOB:  # the backstop for a resume lost in a crash
+            due.append(moment + delay + self.config.STEP_STALL_SECONDS)
         return min(due) if due else None
 
     def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
@@ -334,6 +342,8 @@ class OrchestratorCore:
                 return self._fail(job, f"state {state!r}: {exc}")
         if action["kind"] == "await_human_approval":
             return self._await_approval(job, state, action, events)
+        if action["kind"] == "run_blueprint":
+            return self._run_blueprint(job, state, action)
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
 
     def _await_approval(
@@ -362,6 +372,59 @@ class OrchestratorCore:
         changes.after.append(lambda: self._notify(job_id, wait))
         events.append(("approval_requested", (wait,)))
         return _Move("stop", changes=changes)
+
+    def _run_blueprint(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
+        """Start a child job in the same atomic commit and make the parent wait for its end."""
+        blueprint = self.blueprints.get(action["blueprint_name"])
+        if blueprint is None:
+            return self._fail(job, f"state {state!r}: run_blueprint: unknown blueprint {action['blueprint_name']!r}")
+        try:
+            child = child_job(job, blueprint, action["initial_data"], time.time())
+        except HandlerError as exc:
+            return self._fail(job, f"state {state!r}: {exc}")
+        job["wait"] = child_wait(child, dict(action["transitions"]))
+        set_status(job, JobStatus.WAITING_FOR_SUB_JOB)
+        publish = self.scheduler.step_message(
+            child["id"], 0, blueprint=child["blueprint_name"], state=child["current_state"]
+        )
+        watch = child["created_at"] + self.config.STEP_STALL_SECONDS
+        changes = JobChanges().add(CreateJob(child, watch, publish))
+        if publish is None:
+            child_id, name, first = child["id"], child["blueprint_name"], child["current_state"]
+            changes.after.append(lambda: self.scheduler.schedule_step(child_id, 0, blueprint=name, state=first))
+        created = child
+        changes.after.append(lambda: self.hooks.job_created(created))
+        return _Move("stop", changes=changes)
+
+    def resume_parent(self, child_id: str, parent_id: str) -> bool:
+        """Resume the parent waiting for this child, once the child is terminal (idempotent: a parent that
+        no longer waits for it is left alone). True when this call resumed it."""
+        for _ in range(16):
+            parent = self.storage.get_job(parent_id)
+            wait = wait_of(parent, "child") if parent is not None else None
+            if parent is None or wait is None or wait.get("child_id") != child_id:
+                return False
+            if parent["status"] != JobStatus.WAITING_FOR_SUB_JOB.value:
+                return False
+            child = self.storage.get_job(child_id)
+            if child is not None and not JobStatus(child["status"]).is_terminal:
+                return False
+            seq = parent["seq"]
+            result = child_result(child, child_id)
+            parent["state_history"].setdefault("sub_job_results", {})[child_id] = result
+            target = wait["transitions"].get(outcome_key(result))
+            blueprint = self.blueprints.get(parent["blueprint_name"])
+            if target is None or blueprint is None:
+                fail(
+                    parent,
+                    f"child job {child_id} ended {result['status']} and run_blueprint has no "
+                    f"{outcome_key(result)!r} transition",
+                )
+            else:
+                enter_state(parent, blueprint, target, self.config, cause=f"child job outcome {outcome_key(result)!r}")
+            if self.commit(parent, seq, next_step=0.0) == "ok":
+                return True
+        return False
 
     def approval_request(self, job_id: str, wait: ApprovalWait) -> ApprovalRequest:
         """What a notifier is told about a job waiting for a decision (its approval token included)."""

@@ -146,7 +146,11 @@ def job_view(job: Job, worker_id: str | None = None) -> dict[str, Any]:
     `worker_id` or None while queued) and the last progress event.
     """
     view = {name: job.get(name) for name in PUBLIC_FIELDS}
+    if job.get("parent_id"):
+        view["parent_job_id"] = job["parent_id"]
     wait = job.get("wait")
+    if isinstance(wait, dict) and wait.get("kind") == "child":
+        view["child_job_id"] = wait["child_id"]
     task = wait if isinstance(wait, dict) and wait.get("kind") == "task" else None
     if task and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
         view["task_id"], view["task_type"], view["worker_id"] = task["task_id"], task["task_type"], worker_id

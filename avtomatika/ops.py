@@ -7,6 +7,7 @@ operations here and their two phases in each backend, instead of a new branch ev
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,22 @@ class PublishStep:
 
 
 @dataclass(frozen=True)
+class CreateJob:
+    """Store a new job (a child of the committing job) with its first step: it exists if and only if the
+    parent's commit does. `publish` is the first step's broker message (Redis mode), else None."""
+
+    job: dict[str, Any]
+    watch_until: float | None = None
+    publish: tuple[str, str] | None = None
+
+    def wire(self) -> list[Any]:
+        key, message = self.publish if self.publish is not None else ("", "")
+        watch = "" if self.watch_until is None else repr(self.watch_until)
+        created = repr(float(self.job["created_at"]))
+        return ["create_job", self.job["id"], json.dumps(self.job), self.job["status"], created, watch, key, message]
+
+
+@dataclass(frozen=True)
 class NotifyEnd:
     """The job became terminal: wake clients waiting for its end (`?wait`)."""
 
@@ -103,7 +120,7 @@ class NotifyEnd:
         return ["notify_end"]
 
 
-Op = Enqueue | Withdraw | HoldsLease | EndLease | NotifyCancel | GrantLease | PublishStep | NotifyEnd
+Op = Enqueue | Withdraw | HoldsLease | EndLease | NotifyCancel | GrantLease | PublishStep | CreateJob | NotifyEnd
 
 
 @dataclass

@@ -7,6 +7,7 @@ job and decides again, so two events for one job can never both apply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -102,9 +103,19 @@ class TaskEvents:
             set_status(job, JobStatus.CANCELLED)
             verdict = self.core.commit(job, seq, changes)
             if verdict == "ok":
+                self._cancel_child(job)
                 told = holder is not None and self.storage.ws_connected(holder)
                 return "cancellation_request_sent" if told else "cancellation_request_accepted"
         raise ConflictError("the job kept changing concurrently; try again")
+
+    def _cancel_child(self, job: Job) -> None:
+        """A parent that stopped waiting (cancelled, timed out) cancels its running child, and so on down."""
+        child = wait_of(job, "child")
+        if child is None:
+            return
+        # a child that already ended (its end finds the parent no longer waiting) or is gone: nothing to do
+        with contextlib.suppress(NotFound, ConflictError):
+            self.cancel_job(child["child_id"])
 
     def _release_task(self, job: Job, answer: str) -> tuple[JobChanges, str | None]:
         """Changes that take a waiting job's task away from the queue or from the worker holding it."""
@@ -208,6 +219,9 @@ class TaskEvents:
             and now >= task.get("dispatched_at", now) + job["dispatch_timeout"]
         ):
             return self._time_out(job, f"no worker took task {task['task_type']} within dispatch_timeout")
+        child = wait_of(job, "child")
+        if status == JobStatus.WAITING_FOR_SUB_JOB and child and self.core.resume_parent(child["child_id"], job["id"]):
+            return 1
         if status == JobStatus.WAITING_FOR_HUMAN and wait_of(job, "approval"):
             acted = self.approvals.time_out(job, now)
             if acted:
@@ -228,4 +242,7 @@ class TaskEvents:
         changes, _ = self._release_task(job, JOB_TIMED_OUT)
         job["error_message"] = message
         set_status(job, JobStatus.FAILED)
-        return 1 if self.core.commit(job, seq, changes) == "ok" else 0
+        if self.core.commit(job, seq, changes) != "ok":
+            return 0
+        self._cancel_child(job)
+        return 1

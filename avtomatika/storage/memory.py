@@ -10,7 +10,18 @@ from collections import defaultdict
 from typing import Any
 
 from ..job import JOB_STATUSES, Job
-from ..ops import EndLease, Enqueue, GrantLease, HoldsLease, JobChanges, NotifyCancel, Op, PublishStep, Withdraw
+from ..ops import (
+    CreateJob,
+    EndLease,
+    Enqueue,
+    GrantLease,
+    HoldsLease,
+    JobChanges,
+    NotifyCancel,
+    Op,
+    PublishStep,
+    Withdraw,
+)
 from ..tasks import Claim, Lease, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
@@ -131,6 +142,8 @@ class MemoryStorage(StorageBackend):
                     return "lease"
             elif isinstance(op, Withdraw) and op.required and op.member not in self._queues[op.queue]:
                 return "gone"
+            elif isinstance(op, CreateJob) and (op.job["id"] in self._jobs or op.publish is not None):
+                return "conflict"
         return "ok"
 
     def _apply(self, op: Op) -> None:
@@ -148,6 +161,10 @@ class MemoryStorage(StorageBackend):
             self._classes[entry.task_type][entry.queue] = entry.requirements
         elif isinstance(op, Withdraw):
             self._queues[op.queue].pop(op.member, None)
+        elif isinstance(op, CreateJob):
+            child = dict(op.job, seq=0)
+            self._jobs[child["id"]] = (0, dumps(child), None)
+            self._set_watch(child["id"], op.watch_until)
         elif isinstance(op, GrantLease):
             self._leases[op.lease.task_id] = op.lease
             self._lease_expiry[op.lease.task_id] = op.lease.deadline

@@ -12,6 +12,7 @@ from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.storage import MemoryStorage
 from blueprints.approval import moderation, strict
+from blueprints.children import build, release, test_suite
 from blueprints.conditional import conditional
 from blueprints.data_store import store_blueprint
 from blueprints.linear import linear
@@ -178,6 +179,9 @@ ALL = (
     moderation,
     strict,
     fixable,
+    release,
+    build,
+    test_suite,
 )
 
 

@@ -25,6 +25,9 @@ for _, op in ipairs(ops) do
     if not finite(op[3]) then return 'invalid' end
   elseif name == 'grant_lease' then
     if not finite(op[5]) then return 'invalid' end
+  elseif name == 'create_job' then
+    if redis.call('EXISTS', K.job(p, op[2])) == 1 then return 'conflict' end
+    if op[6] ~= '' and not finite(op[6]) then return 'invalid' end
   end
 end
 
@@ -69,6 +72,12 @@ for _, op in ipairs(ops) do
     redis.call('HSET', K.lease(p, op[2]), 'job_id', op[3], 'worker_id', op[4], 'deadline', op[5], 'type', op[6])
     redis.call('ZADD', K.leases(p), op[5], op[2])
     redis.call('SADD', K.wtasks(p, op[4]), op[2])
+  elseif name == 'create_job' then
+    -- {job id, doc, status, created_at, watch_until, step list key, step message}
+    redis.call('HSET', K.job(p, op[2]), 'seq', 0, 'doc', op[3], 'status', op[4])
+    redis.call('ZADD', K.by_status(p, op[4]), op[5], op[2])
+    if op[6] ~= '' then redis.call('ZADD', K.watch(p), op[6], op[2]) end
+    if op[7] ~= '' then redis.call('LPUSH', op[7], op[8]) end
   elseif name == 'publish_step' then
     redis.call('LPUSH', op[2], op[3])
   elseif name == 'notify_end' then
