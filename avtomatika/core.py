@@ -28,7 +28,7 @@ from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
-from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep
+from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
@@ -230,6 +230,8 @@ class OrchestratorCore:
         terminal = status.is_terminal
         if terminal:
             changes.add(NotifyEnd())
+            if job.get("webhook_url"):
+                changes.add(QueueWebhook(job["id"], time.time()))
         if next_step is not None and status not in RUNNABLE:
             next_step = None
         published = False

@@ -113,6 +113,18 @@ class CreateJob:
 
 
 @dataclass(frozen=True)
+class QueueWebhook:
+    """Queue the completion webhook of a job that became terminal (delivered after the commit, retried
+    until the receiver accepts it): queued once, because only one commit can make a job terminal."""
+
+    job_id: str
+    due: float
+
+    def wire(self) -> list[Any]:
+        return ["queue_webhook", self.job_id, repr(self.due)]
+
+
+@dataclass(frozen=True)
 class NotifyEnd:
     """The job became terminal: wake clients waiting for its end (`?wait`)."""
 
@@ -120,7 +132,18 @@ class NotifyEnd:
         return ["notify_end"]
 
 
-Op = Enqueue | Withdraw | HoldsLease | EndLease | NotifyCancel | GrantLease | PublishStep | CreateJob | NotifyEnd
+Op = (
+    Enqueue
+    | Withdraw
+    | HoldsLease
+    | EndLease
+    | NotifyCancel
+    | GrantLease
+    | PublishStep
+    | CreateJob
+    | QueueWebhook
+    | NotifyEnd
+)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from .storage.base import StorageBackend
 from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
 from .waits import current_task, wait_of
+from .webhooks import WebhookDeliveries
 
 
 class Orchestrator:
@@ -45,7 +46,9 @@ class Orchestrator:
         )
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
-        self.sweeper = Sweeper(self.storage, self.config, self.events)
+        self.webhooks = WebhookDeliveries(self.storage, self.config)
+        registry.hooks.add(self.webhooks)
+        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 

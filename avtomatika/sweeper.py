@@ -10,6 +10,7 @@ from .config import Config
 from .job import TERMINAL
 from .results import TaskEvents
 from .storage.base import StorageBackend
+from .webhooks import WebhookDeliveries
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "sweep"
@@ -18,10 +19,13 @@ LOCK_NAME = "sweep"
 class Sweeper:
     """Runs one sweep at a time; `run_once` returns how many jobs it acted on (-1: another sweeper held the lock)."""
 
-    def __init__(self, storage: StorageBackend, config: Config, events: TaskEvents) -> None:
+    def __init__(
+        self, storage: StorageBackend, config: Config, events: TaskEvents, webhooks: WebhookDeliveries
+    ) -> None:
         self.storage = storage
         self.config = config
         self.events = events
+        self.webhooks = webhooks
 
     def run_once(self, now: float | None = None) -> int:
         token = uuid.uuid4().hex
@@ -30,6 +34,7 @@ class Sweeper:
             return -1
         try:
             acted = self.events.expire_leases(now) + self.events.sweep_due_jobs(now)
+            self.webhooks.deliver_due(now)
             moment = now if now is not None else time.time()
             for worker_id in self.storage.expired_workers(moment):
                 logger.info("worker %s expired (no heartbeat)", worker_id)

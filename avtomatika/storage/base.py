@@ -262,6 +262,21 @@ class StorageBackend(ABC):
     def release_lock(self, name: str, token: str) -> bool:
         """Release the lock only if `token` still holds it (compare-and-delete)."""
 
+    # -- completion webhooks --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim_webhook(self, job_id: str, now: float, lease: float) -> int | None:
+        """Take a due webhook delivery for `lease` seconds (no other process delivers it meanwhile);
+        returns its attempt number (1, 2, ...), or None when it is not due or not queued."""
+
+    @abstractmethod
+    def finish_webhook(self, job_id: str, retry_at: float | None) -> None:
+        """After an attempt: forget the delivery (`retry_at` None: delivered, or given up), or retry then."""
+
+    @abstractmethod
+    def due_webhooks(self, now: float, limit: int = 100) -> list[str]:
+        """Job ids whose webhook delivery is due."""
+
     @abstractmethod
     def shared_secret(self, name: str) -> str:
         """A random secret every process of this storage shares, created on first use (atomic: two processes

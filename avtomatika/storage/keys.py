@@ -14,6 +14,8 @@ SINGLE = {
     "queues": "set: task types that have a queue",
     "workers": "zset: worker ids by record expiry",
     "worker_tokens": "hash: worker id -> token hash (workers.toml)",
+    "webhooks": "zset: job ids whose completion webhook is not delivered yet, by when to try next",
+    "webhook_attempts": "hash: job id -> delivery attempts so far",
 }
 PER_ID = {
     "job": "hash: seq and the JSON record of one job",

@@ -20,6 +20,7 @@ from ..ops import (
     NotifyCancel,
     Op,
     PublishStep,
+    QueueWebhook,
     Withdraw,
 )
 from ..tasks import Claim, Lease, cancel_command, eligible, parse_member
@@ -49,6 +50,7 @@ class MemoryStorage(StorageBackend):
         self._wakes: dict[str, int] = defaultdict(int)
         self._commands: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._secrets: dict[str, str] = {}
+        self._webhooks: dict[str, tuple[float, int]] = {}  # job id -> (due, attempts)
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
@@ -165,6 +167,8 @@ class MemoryStorage(StorageBackend):
             child = dict(op.job, seq=0)
             self._jobs[child["id"]] = (0, dumps(child), None)
             self._set_watch(child["id"], op.watch_until)
+        elif isinstance(op, QueueWebhook):
+            self._webhooks.setdefault(op.job_id, (op.due, 0))
         elif isinstance(op, GrantLease):
             self._leases[op.lease.task_id] = op.lease
             self._lease_expiry[op.lease.task_id] = op.lease.deadline
@@ -428,6 +432,28 @@ class MemoryStorage(StorageBackend):
 
     # -- coordination -------------------------------------------------------------------------------------
 
+    def claim_webhook(self, job_id: str, now: float, lease: float) -> int | None:
+        with self._lock:
+            entry = self._webhooks.get(job_id)
+            if entry is None or entry[0] > now:
+                return None
+            self._webhooks[job_id] = (now + lease, entry[1] + 1)
+            return entry[1] + 1
+
+    def finish_webhook(self, job_id: str, retry_at: float | None) -> None:
+        with self._lock:
+            entry = self._webhooks.get(job_id)
+            if retry_at is None:
+                self._webhooks.pop(job_id, None)
+            elif entry is not None:
+                self._webhooks[job_id] = (retry_at, entry[1])
+
+    def due_webhooks(self, now: float, limit: int = 100) -> list[str]:
+        with self._lock:
+            return sorted((j for j, (due, _) in self._webhooks.items() if due <= now), key=lambda j: self._webhooks[j])[
+                :limit
+            ]
+
     def shared_secret(self, name: str) -> str:
         with self._lock:
             return self._secrets.setdefault(name, secrets.token_hex(32))
@@ -472,5 +498,6 @@ class MemoryStorage(StorageBackend):
                 self._ws,
                 self._tokens,
                 self._counters,
+                self._webhooks,
             ):
                 table.clear()

@@ -89,6 +89,7 @@ class RedisStorage(StorageBackend):
         self._create = self.client.register_script(scripts.source("create_job"))
         self._commit = self.client.register_script(scripts.source("commit_job"))
         self._claim = self.client.register_script(scripts.source("claim_task"))
+        self._claim_webhook = self.client.register_script(scripts.source("claim_webhook"))
         self._heartbeat = self.client.register_script(scripts.source("heartbeat"))
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
@@ -465,6 +466,22 @@ class RedisStorage(StorageBackend):
         return int(self.client.incr(self.key("counter", name)))
 
     # -- coordination -------------------------------------------------------------------------------------
+
+    def claim_webhook(self, job_id: str, now: float, lease: float) -> int | None:
+        attempt = self._claim_webhook(args=[self.prefix, job_id, repr(now), repr(lease)])
+        return int(attempt) if attempt else None
+
+    def finish_webhook(self, job_id: str, retry_at: float | None) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        if retry_at is None:
+            pipe.zrem(self.key("webhooks"), job_id)
+            pipe.hdel(self.key("webhook_attempts"), job_id)
+        else:
+            pipe.zadd(self.key("webhooks"), {job_id: retry_at}, xx=True)
+        pipe.execute()
+
+    def due_webhooks(self, now: float, limit: int = 100) -> list[str]:
+        return [_text(j) for j in self.client.zrangebyscore(self.key("webhooks"), "-inf", now, start=0, num=limit)]
 
     def shared_secret(self, name: str) -> str:
         key = self.key("secret", name)

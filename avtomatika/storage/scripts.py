@@ -11,7 +11,16 @@ from importlib.resources import files
 
 from .keys import lua_prelude
 
-NAMES = ("create_job", "commit_job", "claim_task", "heartbeat", "sample_pollers", "release_lock", "replace_hash")
+NAMES = (
+    "create_job",
+    "commit_job",
+    "claim_task",
+    "claim_webhook",
+    "heartbeat",
+    "sample_pollers",
+    "release_lock",
+    "replace_hash",
+)
 
 
 @cache
