@@ -85,5 +85,10 @@ class Unauthorized(AvtomatikaError):
     """No valid credentials for this action."""
 
 
+class TokensNotLoaded(AvtomatikaError):
+    """Storage has no worker token table at all (it lost its data): the caller must load it again before
+    trusting an answer, or a worker with its own token would fall back to the global token."""
+
+
 class Unsupported(AvtomatikaError):
     """The server cannot do this here (a missing optional binary, for example)."""

@@ -142,6 +142,10 @@ class ClientRegistry:
         that table's client is the one meant, and it becomes an admin.
         """
         clients = load_clients(config.CLIENTS_CONFIG_PATH) if config.CLIENTS_CONFIG_PATH else []
+        if clients and config.CLIENT_TOKEN == DEFAULT_CLIENT_TOKEN:
+            # A clients file is configured and CLIENT_TOKEN was left at its default: no admin client from it
+            # (the default token is public knowledge).
+            return cls(clients)
         if config.CLIENT_TOKEN:
             digest = hash_token(config.CLIENT_TOKEN)
             same = [i for i, c in enumerate(clients) if hmac.compare_digest(c.token_hash, digest)]

@@ -6,6 +6,7 @@ reach into the core, the dispatcher or storage. HTTP status codes exist only in 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -15,7 +16,15 @@ from typing import Any
 from .config import Config
 from .context import ClientConfig
 from .core import OrchestratorCore, StepScheduler
-from .errors import AvtomatikaError, BlueprintNotFound, JobNotFound, Unauthorized, Unsupported, WorkerNotFound
+from .errors import (
+    AvtomatikaError,
+    BlueprintNotFound,
+    JobNotFound,
+    TokensNotLoaded,
+    Unauthorized,
+    Unsupported,
+    WorkerNotFound,
+)
 from .job import JOB_STATUSES, Job, JobStatus, job_view
 from .native import native_outcome
 from .registry import Registry
@@ -26,6 +35,8 @@ from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
 from .waits import current_task, wait_of
 from .webhooks import WebhookDeliveries
+
+logger = logging.getLogger(__name__)
 
 
 class Orchestrator:
@@ -49,6 +60,7 @@ class Orchestrator:
         self.webhooks = WebhookDeliveries(self.storage, self.config)
         registry.hooks.add(self.webhooks)
         self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
+        self._worker_tokens: dict[str, str] | None = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -181,6 +193,7 @@ class Orchestrator:
         path = self.config.WORKERS_CONFIG_PATH
         hashes = load_worker_tokens(path) if path else {}
         self.storage.replace_worker_tokens(hashes)
+        self._worker_tokens = hashes
         return len(hashes)
 
     def flush(self) -> None:
@@ -196,11 +209,28 @@ class Orchestrator:
 
     def worker_token_hash(self, worker_id: str) -> str | None:
         """The worker's own token hash, or None (then the global token applies)."""
-        return self.storage.worker_token_hash(worker_id)
+        try:
+            return self.storage.worker_token_hash(worker_id)
+        except TokensNotLoaded:
+            self._restore_worker_tokens()
+            return self.storage.worker_token_hash(worker_id)
 
     def worker_token_owner(self, token_hash: str) -> str | None:
         """The worker whose own token has this hash, or None."""
-        return self.storage.worker_token_owner(token_hash)
+        try:
+            return self.storage.worker_token_owner(token_hash)
+        except TokensNotLoaded:
+            self._restore_worker_tokens()
+            return self.storage.worker_token_owner(token_hash)
+
+    def _restore_worker_tokens(self) -> None:
+        """Storage lost the token table (Redis restarted without persistence, FLUSHDB): put back the table
+        this process loaded last (workers.toml at start or at the last reload), or read the file again."""
+        logger.warning("the worker token table is missing from storage: restoring it")
+        if self._worker_tokens is None:
+            self.reload_worker_tokens()
+        else:
+            self.storage.replace_worker_tokens(self._worker_tokens)
 
     def register_worker(self, record: dict[str, Any]) -> None:
         """Store a worker's registration; `reputation` and `registered_at` of a live record are kept."""

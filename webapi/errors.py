@@ -19,6 +19,14 @@ from avtomatika.errors import (
 
 logger = logging.getLogger(__name__)
 
+try:  # Redis mode: a Redis that is down or does not answer in time is a 503, not a 500
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    STORAGE_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+except ImportError:  # pragma: no cover - the embedded default without the redis extra
+    STORAGE_DOWN = ()
+
 
 class ApiError(Exception):
     """An error answer: status code, message and optional details."""
@@ -85,5 +93,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
+        if isinstance(exc, STORAGE_DOWN):
+            logger.warning("storage unavailable: %s", exc)
+            return _response(503, "storage unavailable", None, {"Retry-After": "2"})
         logger.exception("unhandled error in request")
         return _response(500, "internal error")

@@ -8,6 +8,7 @@ import time
 from flask import current_app, g, request
 
 from avtomatika.security import hash_token, worker_token_matches
+from avtomatika.tasks import NATIVE_WORKER
 
 from .current import config, service
 from .errors import ApiError, abort_json
@@ -102,7 +103,10 @@ def _known_token(token: str) -> bool:
 
 
 def authenticate_worker(worker_id: str, token: str) -> None:
-    """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token)."""
+    """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token, or
+    the id native task types hold their leases under, which no HTTP worker may use)."""
+    if worker_id == NATIVE_WORKER:
+        abort_json(403, f"worker id {NATIVE_WORKER!r} is reserved for native task types")
     if worker_token_matches(token, token_cache().get(worker_id), config().GLOBAL_WORKER_TOKEN):
         rate_limits().hit("worker", worker_id)
         return

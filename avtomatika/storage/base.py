@@ -12,8 +12,9 @@ from ..tasks import Claim, Lease
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, the one serialisation every backend uses (so both behave alike)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, the one serialisation every backend uses (so both behave alike). `NaN` and `Infinity`
+    are refused (`ValueError`): they are not JSON, and a stored one would break every reader of the record."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def loads(text: str | bytes) -> Any:
@@ -242,7 +243,10 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def worker_token_hash(self, worker_id: str) -> str | None:
-        """The individual token hash of a worker, or None (then the global token applies)."""
+        """The individual token hash of a worker, or None (then the global token applies).
+
+        Raises `TokensNotLoaded` when no table was ever stored (or storage lost it): "no individual token"
+        must never be concluded from a missing table (`worker_token_owner` likewise)."""
 
     @abstractmethod
     def worker_token_owner(self, token_hash: str) -> str | None:

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from ..errors import TokensNotLoaded
 from ..job import JOB_STATUSES, Job
 from ..ops import (
     CreateJob,
@@ -50,6 +51,7 @@ class MemoryStorage(StorageBackend):
         self._wakes: dict[str, int] = defaultdict(int)
         self._commands: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._secrets: dict[str, str] = {}
+        self._tokens_loaded = False
         self._webhooks: dict[str, tuple[float, int]] = {}  # job id -> (due, attempts)
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
@@ -416,14 +418,21 @@ class MemoryStorage(StorageBackend):
     def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
         with self._lock:
             self._tokens = dict(hashes)
+            self._tokens_loaded = True
 
     def worker_token_hash(self, worker_id: str) -> str | None:
         with self._lock:
+            self._check_tokens_loaded()
             return self._tokens.get(worker_id)
 
     def worker_token_owner(self, token_hash: str) -> str | None:
         with self._lock:
+            self._check_tokens_loaded()
             return next((w for w, h in self._tokens.items() if h == token_hash), None)
+
+    def _check_tokens_loaded(self) -> None:
+        if not self._tokens_loaded:
+            raise TokensNotLoaded("the worker token table was flushed")
 
     def next_counter(self, name: str) -> int:
         with self._lock:
@@ -480,6 +489,7 @@ class MemoryStorage(StorageBackend):
 
     def flush(self) -> None:
         with self._lock:
+            self._tokens_loaded = False
             for table in (
                 self._jobs,
                 self._idempotency,

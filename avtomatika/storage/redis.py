@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TokensNotLoaded
 from ..job import JOB_STATUSES, Job
 from ..ops import JobChanges
 from ..tasks import Claim, Lease
@@ -70,6 +70,9 @@ def client_url(client: Any) -> str:
     if kwargs.get("password"):
         auth = f"{kwargs.get('username') or ''}:{kwargs['password']}@"
     return f"redis://{auth}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+LOADED = "__loaded__"  # marker field of the worker token table
 
 
 def _text(value: Any) -> str:
@@ -449,17 +452,21 @@ class RedisStorage(StorageBackend):
         return bool(self.client.exists(self.key("ws", worker_id)))
 
     def replace_worker_tokens(self, hashes: dict[str, str]) -> None:
-        args: list[str] = []
+        args: list[str] = [LOADED, "1"]  # the table exists even when no worker has its own token
         for worker_id, token_hash in hashes.items():
             args += [f"id:{worker_id}", token_hash, f"hash:{token_hash}", worker_id]
         self._replace_hash(keys=[self.key("worker_tokens")], args=args)
 
     def worker_token_hash(self, worker_id: str) -> str | None:
-        found = self.client.hget(self.key("worker_tokens"), f"id:{worker_id}")
-        return None if found is None else _text(found)
+        return self._token_lookup(f"id:{worker_id}")
 
     def worker_token_owner(self, token_hash: str) -> str | None:
-        found = self.client.hget(self.key("worker_tokens"), f"hash:{token_hash}")
+        return self._token_lookup(f"hash:{token_hash}")
+
+    def _token_lookup(self, field: str) -> str | None:
+        found, loaded = self.client.hmget(self.key("worker_tokens"), [field, LOADED])
+        if loaded is None:
+            raise TokensNotLoaded("the worker token table is missing from Redis")
         return None if found is None else _text(found)
 
     def next_counter(self, name: str) -> int:
