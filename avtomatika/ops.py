@@ -7,12 +7,12 @@ operations here and their two phases in each backend, instead of a new branch ev
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .job import pack_job
 from .tasks import Lease, QueueEntry
 
 
@@ -109,7 +109,7 @@ class CreateJob:
         key, message = self.publish if self.publish is not None else ("", "")
         watch = "" if self.watch_until is None else repr(self.watch_until)
         created = repr(float(self.job["created_at"]))
-        return ["create_job", self.job["id"], json.dumps(self.job), self.job["status"], created, watch, key, message]
+        return ["create_job", self.job["id"], pack_job(self.job), self.job["status"], created, watch, key, message]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..errors import TokensNotLoaded
-from ..job import JOB_STATUSES, Job
+from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import (
     CreateJob,
     EndLease,
@@ -82,7 +82,7 @@ class MemoryStorage(StorageBackend):
             raise NotImplementedError("MemoryStorage cannot publish broker messages")
         now = time.time()
         job["seq"] = 0
-        document = dumps(job)
+        document = pack_job(job)
         with self._lock:
             if idempotency_key is not None:
                 existing = self._idempotency.get(idempotency_key)
@@ -98,8 +98,7 @@ class MemoryStorage(StorageBackend):
             entry = self._jobs.get(job_id)
             if entry is None or not self._alive(entry[2], time.time()):
                 return None
-        job: Job = loads(entry[1])
-        job["seq"] = entry[0]
+        job: Job = unpack_job(entry[1], job_id, entry[0])
         return job
 
     def commit_job_changes(
@@ -115,7 +114,7 @@ class MemoryStorage(StorageBackend):
             raise NotImplementedError("MemoryStorage cannot publish broker messages")
         previous = job.get("seq")
         job["seq"] = expected_seq + 1
-        document = dumps(job)
+        document = pack_job(job)
         now = time.time()
         with self._lock:
             entry = self._jobs.get(job["id"])
@@ -167,7 +166,7 @@ class MemoryStorage(StorageBackend):
             self._queues[op.queue].pop(op.member, None)
         elif isinstance(op, CreateJob):
             child = dict(op.job, seq=0)
-            self._jobs[child["id"]] = (0, dumps(child), None)
+            self._jobs[child["id"]] = (0, pack_job(child), None)
             self._set_watch(child["id"], op.watch_until)
         elif isinstance(op, QueueWebhook):
             self._webhooks.setdefault(op.job_id, (op.due, 0))
@@ -186,13 +185,8 @@ class MemoryStorage(StorageBackend):
     def _live_jobs(self) -> list[Job]:
         now = time.time()
         with self._lock:
-            entries = [(seq, doc) for seq, doc, expires in self._jobs.values() if self._alive(expires, now)]
-        jobs = []
-        for seq, doc in entries:
-            job: Job = loads(doc)
-            job["seq"] = seq
-            jobs.append(job)
-        return jobs
+            entries = [(i, seq, doc) for i, (seq, doc, expires) in self._jobs.items() if self._alive(expires, now)]
+        return [unpack_job(doc, job_id, seq) for job_id, seq, doc in entries]
 
     def list_jobs(self, status: str, limit: int = 100, offset: int = 0) -> list[Job]:
         found = [job for job in self._live_jobs() if job["status"] == status]
@@ -271,8 +265,7 @@ class MemoryStorage(StorageBackend):
             entry = self._jobs.get(job_id)
             job = None
             if entry is not None:
-                job = loads(entry[1])
-                job["seq"] = entry[0]
+                job = unpack_job(entry[1], job_id, entry[0])
             return Claim(task_id, job_id, task_type, worker_id, deadline, job, len(self._queues[queue]))
 
     def get_lease(self, task_id: str) -> Lease | None:

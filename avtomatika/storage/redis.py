@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, TokensNotLoaded
-from ..job import JOB_STATUSES, Job
+from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import JobChanges
 from ..tasks import Claim, Lease
 from . import scripts
@@ -129,7 +129,7 @@ class RedisStorage(StorageBackend):
             keys=[self.job_key(job["id"]), idem, self.watch_key],
             args=[
                 job["id"],
-                dumps(job),
+                pack_job(job),
                 idempotency_ttl,
                 "" if watch_until is None else repr(watch_until),
                 queue,
@@ -145,9 +145,7 @@ class RedisStorage(StorageBackend):
         seq, doc = self.client.hmget(self.job_key(job_id), ["seq", "doc"])
         if doc is None:
             return None
-        job: Job = loads(doc)
-        job["seq"] = int(seq)
-        return job
+        return unpack_job(doc, job_id, int(seq))
 
     def commit_job_changes(
         self,
@@ -166,7 +164,7 @@ class RedisStorage(StorageBackend):
                 args=[
                     expected_seq,
                     expected_seq + 1,
-                    dumps(job),
+                    pack_job(job),
                     int(retention_seconds or 0),
                     "" if watch_until is None else repr(watch_until),
                     job["id"],
@@ -197,8 +195,7 @@ class RedisStorage(StorageBackend):
             if doc is None:
                 gone.append(job_id)  # expired after its retention: drop it from the index
                 continue
-            job: Job = loads(doc)
-            job["seq"] = int(seq)
+            job = unpack_job(doc, job_id, int(seq))
             if job["status"] == status:
                 found.append(job)
         if gone:
@@ -266,8 +263,7 @@ class RedisStorage(StorageBackend):
         task_id, job_id, task_type, deadline, seq, doc = (_text(v) for v in found[:6])
         job: Job | None = None
         if doc:
-            job = loads(doc)
-            job["seq"] = int(seq)
+            job = unpack_job(doc, job_id, int(seq))
         return Claim(task_id, job_id, task_type, worker_id, float(deadline), job, int(found[6]))
 
     def get_lease(self, task_id: str) -> Lease | None:
