@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .config import Config
@@ -209,28 +210,24 @@ class Orchestrator:
 
     def worker_token_hash(self, worker_id: str) -> str | None:
         """The worker's own token hash, or None (then the global token applies)."""
-        try:
-            return self.storage.worker_token_hash(worker_id)
-        except TokensNotLoaded:
-            self._restore_worker_tokens()
-            return self.storage.worker_token_hash(worker_id)
+        return self._token_lookup(self.storage.worker_token_hash, worker_id)
 
     def worker_token_owner(self, token_hash: str) -> str | None:
         """The worker whose own token has this hash, or None."""
-        try:
-            return self.storage.worker_token_owner(token_hash)
-        except TokensNotLoaded:
-            self._restore_worker_tokens()
-            return self.storage.worker_token_owner(token_hash)
+        return self._token_lookup(self.storage.worker_token_owner, token_hash)
 
-    def _restore_worker_tokens(self) -> None:
-        """Storage lost the token table (Redis restarted without persistence, FLUSHDB): put back the table
-        this process loaded last (workers.toml at start or at the last reload), or read the file again."""
-        logger.warning("the worker token table is missing from storage: restoring it")
-        if self._worker_tokens is None:
-            self.reload_worker_tokens()
-        else:
-            self.storage.replace_worker_tokens(self._worker_tokens)
+    def _token_lookup(self, lookup: Callable[[str], str | None], key: str) -> str | None:
+        """`lookup(key)`; when storage lost the token table (Redis restarted without persistence, FLUSHDB),
+        first put back the table this process loaded last (workers.toml at start or at the last reload)."""
+        try:
+            return lookup(key)
+        except TokensNotLoaded:
+            logger.warning("the worker token table is missing from storage: restoring it")
+            if self._worker_tokens is None:
+                self.reload_worker_tokens()
+            else:
+                self.storage.replace_worker_tokens(self._worker_tokens)
+            return lookup(key)
 
     def register_worker(self, record: dict[str, Any]) -> None:
         """Store a worker's registration; `reputation` and `registered_at` of a live record are kept."""

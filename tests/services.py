@@ -144,6 +144,20 @@ def start_celery_worker(env: dict[str, str], name: str = "worker", concurrency: 
     return proc
 
 
+def wait_for_status(proc: Process, base: str, what: str = "API server") -> None:
+    """Wait until `base` answers `/_public/status` with 200 (fails at once if the process exited)."""
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(proc.output())
+        try:
+            return httpx.get(base + "/_public/status", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 30, what=what)
+
+
 def start_api(env: dict[str, str]) -> tuple[Process, str]:
     port = free_port()
     args = [
@@ -160,14 +174,5 @@ def start_api(env: dict[str, str]) -> tuple[Process, str]:
     ]
     proc = Process(args, env, "api")
     base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(proc.output())
-        try:
-            return httpx.get(base + "/_public/status", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 30, what="API server")
+    wait_for_status(proc, base)
     return proc, base

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.test_seed_and_demo import _run_quickstart
-from tests.services import ROOT, Process, free_port, service_env, wait_until
+from tests.services import ROOT, Process, free_port, service_env, wait_for_status, wait_until
 
 HERE = ROOT / "tests/compat"
 TOKEN = "my-secret-client-token"
@@ -31,15 +31,7 @@ def test_seed_style_app_finishes_a_job_with_the_sdk_1_0b3_worker(mode, request, 
     app = Process([sys.executable, str(HERE / "seed_worker_app.py")], service_env(**env), "seed-app")
     base = f"http://127.0.0.1:{env['API_PORT']}"
     try:
-
-        def up() -> bool:
-            assert app.popen.poll() is None, app.output()
-            try:
-                return httpx.get(base + "/_public/status", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 30, what="the seed-style app")
+        wait_for_status(app, base, "the seed-style app")
         sdk_workers(base, "gpu-transcoder-1", "my-secret-worker-token", script="seed_transcoder.py")
         headers = {"X-Avtomatika-Token": TOKEN}
         created = httpx.post(base + "/api/v1/jobs/my_flow", json={"path": "/videos/cat"}, headers=headers)

@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from tests.services import BIN, ROOT, Process, free_port, service_env, wait_until
+from tests.services import BIN, ROOT, Process, free_port, service_env, wait_for_status, wait_until
 
 QUICKSTART = ROOT / "tests/apps/seed_quickstart.py"
 TOKEN = "my-secret-client-token"
@@ -18,15 +18,7 @@ def _run_quickstart(**env: str) -> None:
     proc = Process([sys.executable, str(QUICKSTART)], service_env(API_PORT=str(port), **env), "quickstart")
     base = f"http://127.0.0.1:{port}"
     try:
-
-        def up():
-            assert proc.popen.poll() is None, proc.output()
-            try:
-                return httpx.get(base + "/_public/status", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 30, what="quick start server")
+        wait_for_status(proc, base, "quick start server")
         headers = {"X-Avtomatika-Token": TOKEN}
         created = httpx.post(base + "/api/v1/jobs/my_flow", json={"hello": "world"}, headers=headers)
         assert created.status_code == 202, created.text
