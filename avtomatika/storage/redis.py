@@ -45,7 +45,12 @@ def sync_client(source: Any, **overrides: Any) -> Any:
         import redis
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError('Redis support needs: pip install "avtomatika[redis]"') from exc
-    options: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 5, "max_connections": 4096}
+    options: dict[str, Any] = {
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "max_connections": 4096,
+    }
     options.update(overrides)
     if isinstance(source, str):
         return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(source, timeout=30, **options))
@@ -73,6 +78,7 @@ def client_url(client: Any) -> str:
 
 
 LOADED = "__loaded__"  # marker field of the worker token table
+BLOCKING_SOCKET_TIMEOUT = 120.0  # above the longest blocking wait (a long-poll or `?wait`, at most ~60 s)
 
 
 def _text(value: Any) -> str:
@@ -85,8 +91,12 @@ class RedisStorage(StorageBackend):
     def __init__(self, url_or_client: Any = "redis://localhost:6379/0", prefix: str = "avtomatika") -> None:
         self.client = sync_client(url_or_client)
         self.url = url_or_client if isinstance(url_or_client, str) else client_url(self.client)
-        # Long blocking calls (BLPOP of long-polls) need a client without a socket timeout.
-        self.blocking = sync_client(self.url, socket_timeout=None)
+        # Long blocking calls (BLPOP of long-polls, `?wait`) need a longer socket timeout than any wait they
+        # make (polls up to WORKER_POLL_TIMEOUT_SECONDS, `?wait` up to 60 s), but never none: a Redis that
+        # stops answering must not hold a request for ever.
+        self.blocking = sync_client(self.url, socket_timeout=BLOCKING_SOCKET_TIMEOUT)
+        # The health check answers within ~2 s even when Redis hangs.
+        self.health = sync_client(self.url, socket_timeout=1.5, socket_connect_timeout=1.5, max_connections=8)
         self.prefix = prefix
         self.keys = Keys(prefix)
         self._create = self.client.register_script(scripts.source("create_job"))
@@ -213,7 +223,7 @@ class RedisStorage(StorageBackend):
 
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         key = self.key("ended", job_id)
-        found = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        found = self.blocking.blpop([key], timeout=min(max(timeout, 0.01), BLOCKING_SOCKET_TIMEOUT - 20))
         if found:  # put the signal back for other clients waiting for the same job (it expires in 5 s)
             pipe = self.client.pipeline(transaction=False)
             pipe.rpush(key, 1)
@@ -418,7 +428,7 @@ class RedisStorage(StorageBackend):
 
     def wait_for_wake(self, worker_id: str, timeout: float) -> bool:
         key = self.key("wake", worker_id)
-        found = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        found = self.blocking.blpop([key], timeout=min(max(timeout, 0.01), BLOCKING_SOCKET_TIMEOUT - 20))
         if found:
             self.client.delete(key)  # several wakes while busy are one reason to look again
         return bool(found)
@@ -428,7 +438,7 @@ class RedisStorage(StorageBackend):
 
     def pop_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
         key = self.key("wscmd", worker_id)
-        first = self.blocking.blpop([key], timeout=max(timeout, 0.01))
+        first = self.blocking.blpop([key], timeout=min(max(timeout, 0.01), BLOCKING_SOCKET_TIMEOUT - 20))
         if not first:
             return []
         commands = [loads(first[1])]
@@ -499,7 +509,7 @@ class RedisStorage(StorageBackend):
 
     def ping(self) -> bool:
         try:
-            return bool(self.client.ping())
+            return bool(self.health.ping())
         except Exception:  # noqa: BLE001 - any connection failure means "not reachable"
             return False
 
@@ -511,3 +521,4 @@ class RedisStorage(StorageBackend):
     def close(self) -> None:
         self.client.close()
         self.blocking.close()
+        self.health.close()

@@ -46,3 +46,22 @@ def test_redis_down_answers_503_with_retry_after():
             assert http.get("/_public/status").status_code == 503
     finally:
         api.stop()
+
+
+def test_a_paused_redis_does_not_hang_the_health_check():
+    import time
+
+    import redis
+
+    with redis_server() as url:
+        env = service_env(AVTOMATIKA_APP="tests.apps.suite_app:engine", REDIS_URL=url, CLIENT_TOKEN="p" * 32)
+        api, base = start_api(env)
+        try:
+            redis.Redis.from_url(url).execute_command("CLIENT", "PAUSE", "8000", "ALL")
+            started = time.monotonic()
+            answer = httpx.get(base + "/_public/status", timeout=20)
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 503 and answer.json()["checks"]["storage"] == "unreachable"
+            assert elapsed < 6  # the health check's own 1.5 s timeout, not the pause
+        finally:
+            api.stop()
