@@ -169,6 +169,10 @@ class StorageBackend(ABC):
     def queue_types(self) -> list[str]:
         """Task types that have a queue (possibly empty)."""
 
+    @abstractmethod
+    def queue_classes(self, task_type: str) -> list[str]:
+        """The queues (requirement classes) of a task type that hold tasks; an emptied one is forgotten."""
+
     # -- workers ------------------------------------------------------------------------------------------
 
     @abstractmethod

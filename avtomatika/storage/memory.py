@@ -164,6 +164,8 @@ class MemoryStorage(StorageBackend):
             self._classes[entry.task_type][entry.queue] = entry.requirements
         elif isinstance(op, Withdraw):
             self._queues[op.queue].pop(op.member, None)
+            if not self._queues[op.queue]:
+                self._classes[op.queue.partition("#")[0]].pop(op.queue, None)
         elif isinstance(op, CreateJob):
             child = dict(op.job, seq=0)
             self._jobs[child["id"]] = (0, pack_job(child), None)
@@ -258,6 +260,8 @@ class MemoryStorage(StorageBackend):
                 return None
             _, member, queue, task_type = best
             del self._queues[queue][member]
+            if not self._queues[queue]:  # an empty requirement class is forgotten until its next task
+                self._classes[task_type].pop(queue, None)
             task_id, job_id, timeout = parse_member(member)
             deadline = now + timeout
             self._leases[task_id] = Lease(task_id, job_id, worker_id, deadline, task_type)
@@ -296,6 +300,10 @@ class MemoryStorage(StorageBackend):
     def queue_types(self) -> list[str]:
         with self._lock:
             return sorted(self._classes)
+
+    def queue_classes(self, task_type: str) -> list[str]:
+        with self._lock:
+            return sorted(self._classes.get(task_type, {}))
 
     # -- workers ------------------------------------------------------------------------------------------
 

@@ -332,6 +332,9 @@ class RedisStorage(StorageBackend):
     def queue_types(self) -> list[str]:
         return sorted(_text(t) for t in self.client.smembers(self.key("queues")))
 
+    def queue_classes(self, task_type: str) -> list[str]:
+        return sorted(_text(q) for q in self.client.hkeys(self.key("classes", task_type)))
+
     # -- workers ------------------------------------------------------------------------------------------
 
     def save_worker(self, worker: dict[str, Any], ttl: float, now: float) -> None:

@@ -105,3 +105,18 @@ def test_a_non_finite_number_is_refused_before_any_write(storage):  # noqa: F811
     assert storage.queue_length("t") == 0
     assert storage.commit_job(job, 0, watch_until=float("inf")) is False
     assert storage.get_job(job["id"])["seq"] == 0
+
+
+def test_emptied_requirement_classes_are_forgotten(storage):  # noqa: F811
+    """150 distinct `max_cost` values used to leave 150 classes that every claim walked for ever."""
+    entries = [queued(storage, task_type="cost", requirements={"max_cost": 1.0 + i / 1000}) for i in range(150)]
+    assert len(storage.queue_classes("cost")) == 150
+    rich = capabilities({"worker_id": "rich", "cost_per_second": 0.0})
+    for _ in range(149):
+        assert claim(storage, "rich", rich, types=("cost",)) is not None
+    assert len(storage.queue_classes("cost")) == 1
+    last = entries[-1] if entries[-1].queue in storage.queue_classes("cost") else entries[0]
+    job = storage.get_job(last.job_id)
+    withdraw = JobChanges([Withdraw(last.queue, last.member, required=True)])
+    assert storage.commit_job_changes(job, job["seq"], withdraw) == "ok"
+    assert storage.queue_classes("cost") == [] and storage.queue_length("cost") == 0

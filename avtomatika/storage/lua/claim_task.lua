@@ -70,6 +70,9 @@ redis.call('ZADD', K.leases(p), math.min(deadline, now + ttl), task)
 redis.call('SADD', K.wtasks(p, worker), task)
 local record = redis.call('HMGET', K.job(p, job), 'seq', 'doc')
 local left = redis.call('ZCARD', K.queue(p, best_queue))
+-- an empty requirement class is forgotten (it comes back with its next task), so claims never walk
+-- classes that hold nothing
+if left == 0 then redis.call('HDEL', K.classes(p, best_type), best_queue) end
 if left > 0 and redis.call('HGET', K.classes(p, best_type), best_queue) == '' then
   -- More tasks anyone may run are waiting: wake one other open poll of this type right here
   -- (requirement classes are left to the dispatcher, which checks eligibility).

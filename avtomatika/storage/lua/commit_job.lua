@@ -62,6 +62,9 @@ for _, op in ipairs(ops) do
     redis.call('EXPIRE', K.wscmd(p, worker), 3600)
   elseif name == 'withdraw' then
     redis.call('ZREM', K.queue(p, op[2]), op[3])
+    if redis.call('ZCARD', K.queue(p, op[2])) == 0 then
+      redis.call('HDEL', K.classes(p, string.match(op[2], '^([^#]*)')), op[2])
+    end
   elseif name == 'enqueue' then
     -- {queue, score, member, task type, requirements JSON}
     redis.call('ZADD', K.queue(p, op[2]), op[3], op[4])
