@@ -38,6 +38,7 @@ class Sweeper:
             moment = now if now is not None else time.time()
             for worker_id in self.storage.expired_workers(moment):
                 logger.info("worker %s expired (no heartbeat)", worker_id)
+            self.storage.purge_expired(moment)
             for status in TERMINAL:  # records past their retention are gone; so go their index entries
                 self.storage.trim_job_index(status.value, moment - self.config.JOB_RETENTION_SECONDS)
             return acted

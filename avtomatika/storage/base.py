@@ -99,6 +99,11 @@ class StorageBackend(ABC):
     def count_jobs(self) -> dict[str, int]:
         """How many jobs each status holds (terminal ones until their retention ends)."""
 
+    def purge_expired(self, now: float) -> int:
+        """Drop entries that have expired (the periodic sweep calls it). Redis expires keys itself, so the
+        default does nothing; the memory backend removes what Redis would have let expire."""
+        return 0
+
     def trim_job_index(self, status: str, before: float) -> int:
         """Forget index entries of `status` last changed before `before` (records past their retention);
         returns how many. Backends whose index cannot go stale do nothing."""

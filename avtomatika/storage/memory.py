@@ -52,6 +52,7 @@ class MemoryStorage(StorageBackend):
         self._commands: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._secrets: dict[str, str] = {}
         self._tokens_loaded = False
+        self._signalled_at: dict[str, float] = {}  # last wake-up or command per poll / worker
         self._webhooks: dict[str, tuple[float, int]] = {}  # job id -> (due, attempts)
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
@@ -158,6 +159,7 @@ class MemoryStorage(StorageBackend):
         elif isinstance(op, NotifyCancel):
             self._cancels[op.worker_id].add(op.task_id)
             self._commands[op.worker_id].append(cancel_command(op.task_id, op.job_id))
+            self._signalled_at[op.worker_id] = time.time()
         elif isinstance(op, Enqueue):
             entry = op.entry
             self._queues[entry.queue][entry.member] = entry.score
@@ -189,6 +191,38 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             entries = [(i, seq, doc) for i, (seq, doc, expires) in self._jobs.items() if self._alive(expires, now)]
         return [unpack_job(doc, job_id, seq) for job_id, seq, doc in entries]
+
+    def purge_expired(self, now: float) -> int:
+        """Drop what Redis would have let expire: records past their retention, idempotency keys, wake-ups
+        of polls that ended (2 min), commands and cancel notices nobody fetched (1 h / 24 h), remembered
+        answers (24 h), long-polls that ended. Returns how many entries went."""
+        with self._lock:
+            gone = 0
+            for job_id in [j for j, (_, _, expires) in self._jobs.items() if not self._alive(expires, now)]:
+                del self._jobs[job_id]
+                self._watch.pop(job_id, None)
+                gone += 1
+            for key in [k for k, (_, expires) in self._idempotency.items() if expires <= now]:
+                del self._idempotency[key]
+                gone += 1
+            for task_id in [t for t, (_, _, at) in self._answers.items() if at < now - ANSWER_TTL]:
+                del self._answers[task_id]
+                gone += 1
+            for name, at in list(self._signalled_at.items()):
+                if at < now - 120 and name in self._wakes:
+                    del self._wakes[name]
+                    gone += 1
+                if at < now - 3600 and name in self._commands:
+                    del self._commands[name]
+                    gone += 1
+                if at < now - 86400:
+                    self._cancels.pop(name, None)
+                    del self._signalled_at[name]
+            for polls in self._pollers.values():
+                for poll in [p for p, until in polls.items() if until is None or until < now]:
+                    del polls[poll]
+                    gone += 1
+            return gone
 
     def list_jobs(self, status: str, limit: int = 100, offset: int = 0) -> list[Job]:
         found = [job for job in self._live_jobs() if job["status"] == status]
@@ -377,6 +411,7 @@ class MemoryStorage(StorageBackend):
     def wake(self, worker_id: str) -> None:
         with self._lock:
             self._wakes[worker_id] += 1
+            self._signalled_at[worker_id] = time.time()
             self._changed.notify_all()
 
     def wait_for_wake(self, worker_id: str, timeout: float) -> bool:
@@ -393,6 +428,7 @@ class MemoryStorage(StorageBackend):
     def push_command(self, worker_id: str, command: dict[str, Any]) -> None:
         with self._lock:
             self._commands[worker_id].append(command)
+            self._signalled_at[worker_id] = time.time()
             self._changed.notify_all()
 
     def pop_commands(self, worker_id: str, timeout: float) -> list[dict[str, Any]]:
