@@ -9,11 +9,14 @@ and are committed together, bounded by `STEP_BURST` steps and `BURST_COMMIT_SECO
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import random
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,7 +31,7 @@ from .errors import HandlerError, JobNotFound
 from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
-from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook
+from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook, StoreBranches
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
@@ -53,6 +56,16 @@ class StepScheduler(Protocol):
         """(list key, message) of an immediate step for storage to push atomically with a commit, or None
         when the step must be scheduled after the commit instead."""
 
+    @property
+    def chords(self) -> bool:
+        """True when fan-ins are Celery chords (Redis mode); else the branch count triggers the fan-in."""
+
+    def start_fan_in(self, job_id: str, group_id: str, branch_ids: list[str]) -> None:
+        """Start the fan-in of a fan-out: a chord of one parked member per branch and the aggregate body."""
+
+    def complete_branch(self, branch_id: str, result: dict[str, Any], context: str) -> None:
+        """Complete a parked chord member with the branch's outcome (`backend.mark_as_done`)."""
+
 
 @dataclass
 class InlineScheduler:
@@ -69,6 +82,14 @@ class InlineScheduler:
 
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         return None  # steps are scheduled after each commit
+
+    chords = False
+
+    def start_fan_in(self, job_id: str, group_id: str, branch_ids: list[str]) -> None:
+        pass  # the branch count triggers the fan-in
+
+    def complete_branch(self, branch_id: str, result: dict[str, Any], context: str) -> None:
+        pass
 
     def drain(self, run_step: Callable[[str, int], str], limit: int = 10_000) -> int:
         """Run queued steps (ignoring delays) until none is left; returns how many ran."""
@@ -290,7 +311,8 @@ class OrchestratorCore:
         approval = wait_of(job, "approval")
         if status == JobStatus.WAITING_FOR_HUMAN and approval and approval.get("deadline"):
             due.append(approval["deadline"])
-        if status == JobStatus.WAITING_FOR_SUB_JOB:  # the backstop for a resume lost in a crash
+        if status in (JobStatus.WAITING_FOR_SUB_JOB, JobStatus.WAITING_FOR_PARALLEL_TASKS):
+            # the backstop for a resume or a fan-in lost in a crash
             due.append(moment + delay + self.config.STEP_STALL_SECONDS)
         return min(due) if due else None
 
@@ -346,6 +368,8 @@ class OrchestratorCore:
             return self._await_approval(job, state, action, events)
         if action["kind"] == "run_blueprint":
             return self._run_blueprint(job, state, action)
+        if action["kind"] == "dispatch_parallel":
+            return self._fan_out(job, state, action)
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
 
     def _await_approval(
@@ -459,20 +483,63 @@ class OrchestratorCore:
         job["progress"] = None
         set_status(job, JobStatus.WAITING_FOR_WORKER)
         changes = JobChanges()
+        self.task_ops(job["id"], task, changes, wake=True)
+        events.append(("task_dispatched", (task,)))
+        return _Move("stop", changes=changes)
+
+    def task_ops(self, job_id: str, task: TaskWait, changes: JobChanges, *, wake: bool) -> None:
+        """Add what dispatching `task` takes to `changes`: a queue entry (HTTP workers; `wake` one poll after
+        the commit) or a lease held by Celery and the native task's message (native task types)."""
         task_type, task_id = task["task_type"], task["task_id"]
         if task_type in self.native_tasks:
             task["native"] = True
             deadline = task["dispatched_at"] + task["timeout"]
-            changes.add(GrantLease(Lease(task_id, job["id"], NATIVE_WORKER, deadline, task_type)))
+            changes.add(GrantLease(Lease(task_id, job_id, NATIVE_WORKER, deadline, task_type)))
             params = task["params"]
-            changes.after.append(lambda: self.scheduler.run_native_task(job["id"], task_id, task_type, params))
-        else:
-            entry = QueueEntry(task_type, task_id, job["id"], task["priority"], task["timeout"], task["requirements"])
-            task["member"], task["queue"] = entry.member, entry.queue
-            changes.add(Enqueue(entry))
+            changes.after.append(lambda: self.scheduler.run_native_task(job_id, task_id, task_type, params))
+            return
+        entry = QueueEntry(task_type, task_id, job_id, task["priority"], task["timeout"], task["requirements"])
+        task["member"], task["queue"] = entry.member, entry.queue
+        changes.add(Enqueue(entry))
+        if wake:
             req, strategy = task["requirements"], task["strategy"]
             changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))
-        events.append(("task_dispatched", (task,)))
+
+    def _fan_out(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
+        """`dispatch_parallel`: every branch is a task of its own, stored beside the job and dispatched in this
+        commit; the fan-in (a Celery chord in Redis mode, else the branch count) runs the aggregator once."""
+        now = time.time()
+        branches: dict[str, TaskWait] = {}
+        try:
+            for spec in action["tasks"]:
+                task = new_task({**spec, "transitions": {}}, self.config, now)
+                branch_id = str(uuid.uuid4())
+                task["task_id"] = f"{branch_id}~1"
+                branches[branch_id] = task
+        except HandlerError as exc:
+            return self._fail(job, f"state {state!r}: {exc}")
+        group_id = str(uuid.uuid4())
+        job["wait"] = {
+            "kind": "branches",
+            "group_id": group_id,
+            "aggregate_into": action["aggregate_into"],
+            "total": len(branches),
+        }
+        job["aggregation_results"] = None
+        set_status(job, JobStatus.WAITING_FOR_PARALLEL_TASKS)
+        changes = JobChanges()
+        woken: dict[tuple[str, str, str], TaskWait] = {}
+        for task in branches.values():
+            self.task_ops(job["id"], task, changes, wake=False)
+            if not task.get("native"):
+                woken.setdefault((task["task_type"], json.dumps(task["requirements"]), task["strategy"]), task)
+        changes.ops.insert(0, StoreBranches(job["id"], dict(branches)))  # type: ignore[arg-type]
+        for task in woken.values():  # one wake-up per kind of task: each claim wakes the next poll
+            changes.after.append(
+                functools.partial(self.dispatcher.wake_for, task["task_type"], task["requirements"], task["strategy"])
+            )
+        job_id, ids = job["id"], list(branches)
+        changes.after.append(lambda: self.scheduler.start_fan_in(job_id, group_id, ids))
         return _Move("stop", changes=changes)
 
     def _context(self, job: Job, blueprint: StateMachineBlueprint, actions: ActionFactory) -> JobContext:

@@ -7,6 +7,7 @@ operations here and their two phases in each backend, instead of a new branch ev
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,20 @@ class CreateJob:
 
 
 @dataclass(frozen=True)
+class StoreBranches:
+    """Store the branch records of a fan-out (`dispatch_parallel`) beside the job."""
+
+    job_id: str
+    branches: dict[str, dict[str, Any]]
+
+    def wire(self) -> list[Any]:
+        flat: list[Any] = ["store_branches", self.job_id]
+        for branch_id, record in self.branches.items():
+            flat += [branch_id, json.dumps(record, separators=(",", ":"))]
+        return flat
+
+
+@dataclass(frozen=True)
 class QueueWebhook:
     """Queue the completion webhook of a job that became terminal (delivered after the commit, retried
     until the receiver accepts it): queued once, because only one commit can make a job terminal."""
@@ -141,6 +156,7 @@ Op = (
     | GrantLease
     | PublishStep
     | CreateJob
+    | StoreBranches
     | QueueWebhook
     | NotifyEnd
 )

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from .approvals import ApprovalEvents
+from .branches import BRANCH_ACCEPTED, BranchEvents, branch_id_of
 from .core import RUNNABLE, OrchestratorCore
 from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, NotRetryable, StaleResult
 from .job import Job, JobStatus, set_status
@@ -35,6 +36,7 @@ class TaskEvents:
     def __init__(self, core: OrchestratorCore) -> None:
         self.core = core
         self.approvals = ApprovalEvents(core)
+        self.branches = BranchEvents(core)
         self.storage = core.storage
         self.config = core.config
 
@@ -53,6 +55,11 @@ class TaskEvents:
             job = self.storage.get_job(job_id)
             if job is None:
                 raise JobNotFound("job not found", job_id=job_id)
+            if job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value and branch_id_of(task_id):
+                answer = self.branches.accept(
+                    job, task_id, worker_id, result, LEASE_EXPIRED if lease_expired else BRANCH_ACCEPTED
+                )
+                return answer if answer is not None else self._late(job, task_id, worker_id)
             task = current_task(job) or {}
             if task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
                 return self._late(job, task_id, worker_id)
@@ -120,6 +127,11 @@ class TaskEvents:
     def _release_task(self, job: Job, answer: str) -> tuple[JobChanges, str | None]:
         """Changes that take a waiting job's task away from the queue or from the worker holding it."""
         changes = JobChanges()
+        if job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
+            changes.add(*self.branches.release_ops(job, answer))
+            job_id = job["id"]
+            changes.after.append(lambda: self.storage.drop_branches(job_id))
+            return changes, None
         task = current_task(job)
         if not task or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
             return changes, None
@@ -219,6 +231,8 @@ class TaskEvents:
             and now >= task.get("dispatched_at", now) + job["dispatch_timeout"]
         ):
             return self._time_out(job, f"no worker took task {task['task_type']} within dispatch_timeout")
+        if status == JobStatus.WAITING_FOR_PARALLEL_TASKS and self.branches.sweep(job):
+            return 1
         child = wait_of(job, "child")
         if status == JobStatus.WAITING_FOR_SUB_JOB and child and self.core.resume_parent(child["child_id"], job["id"]):
             return 1

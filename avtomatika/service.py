@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .branches import branch_id_of
 from .config import Config
 from .context import ClientConfig
 from .core import OrchestratorCore, StepScheduler
@@ -92,6 +93,9 @@ class Orchestrator:
         task = current_task(job)
         lease = self.storage.get_lease(task["task_id"]) if task else None
         view = job_view(job, lease.worker_id if lease else None)
+        branches = wait_of(job, "branches")
+        if branches is not None and job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
+            view["branches"] = {"total": branches["total"], "done": self.storage.branches_done(job["id"])}
         approval = wait_of(job, "approval")
         if approval is not None and job["status"] == JobStatus.WAITING_FOR_HUMAN.value:
             request = self.core.approval_request(job["id"], approval)  # type: ignore[arg-type]
@@ -287,7 +291,12 @@ class Orchestrator:
     def _task_payload(self, claim: Claim) -> dict[str, Any] | None:
         """The task a claim handed out, or None when its job moved on meanwhile (the lease is then dropped)."""
         job = claim.job
-        task = current_task(job) if job is not None else None
+        task: Any = current_task(job) if job is not None else None
+        branch = branch_id_of(claim.task_id)
+        if job is not None and branch and job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
+            task = self.storage.branch(job["id"], branch)
+            if task is not None and task.get("task_id") == claim.task_id:
+                job = {**job, "status": JobStatus.WAITING_FOR_WORKER.value}  # the branch is what waits
         if (
             job is None
             or task is None
@@ -346,6 +355,14 @@ class Orchestrator:
             return self.events.accept_result(job_id, task_id, NATIVE_WORKER, outcome.to_payload())
         except AvtomatikaError as exc:  # the job moved on (cancelled, timed out) or is gone
             return exc.message
+
+    def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
+        """A fan-out's chord member parks itself (see `BranchEvents.park`)."""
+        return self.events.branches.park(job_id, branch_id, context)
+
+    def aggregate(self, job_id: str, group_id: str) -> bool:
+        """The chord body: the fan-in of a fan-out (see `BranchEvents.aggregate`)."""
+        return self.events.branches.aggregate(job_id, group_id)
 
     def sweep(self, now: float | None = None) -> int:
         """One run of the periodic sweep (-1 when another sweeper holds the lock)."""

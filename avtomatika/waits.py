@@ -53,7 +53,16 @@ class ChildWait(TypedDict, total=False):
     transitions: dict[str, str]
 
 
-Wait = TaskWait | ApprovalWait | ChildWait
+class BranchesWait(TypedDict, total=False):
+    """The branches of a fan-out (`dispatch_parallel`); their records and outcomes live beside the job."""
+
+    kind: Literal["branches"]
+    group_id: str
+    aggregate_into: str
+    total: int
+
+
+Wait = TaskWait | ApprovalWait | ChildWait | BranchesWait
 
 
 def is_task(wait: Any) -> TypeGuard[TaskWait]:

@@ -6,11 +6,14 @@ web side, the engine facade or the composition root.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+from celery import Celery, chord
+from celery.app.task import Context
+from celery.exceptions import Ignore
 from celery.signals import worker_process_init
 from kombu import Queue
 
@@ -78,6 +81,23 @@ def celery_settings(engine: Registry) -> dict[str, Any]:
 # several embedded engines in one process a step may run through another engine's task function. Messages
 # therefore name their engine (its queue suffix, "" in Redis mode) and the task looks up its service here.
 _providers: dict[str, Callable[[], Orchestrator]] = {}
+# What a parked chord member keeps of its request to be completed later by another process (FACTS: Celery).
+PARKED_FIELDS = (
+    "id",
+    "group",
+    "group_index",
+    "chord",
+    "root_id",
+    "parent_id",
+    "correlation_id",
+    "reply_to",
+    "delivery_info",
+    "chain",
+    "callbacks",
+    "errbacks",
+    "task",
+    "headers",
+)
 
 
 def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Celery:
@@ -100,6 +120,21 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
         """Run a native task type's function; its outcome goes through the worker result path."""
         return current(engine_key).run_native_task(job_id, task_id, task_type, params)
 
+    @app.task(name="avtomatika.branch", bind=True, ignore_result=False, shared=False)
+    def branch(self: Any, job_id: str, branch_id: str, engine_key: str = "") -> Any:
+        """A chord member for one fan-out branch: it parks its request context until the branch's outcome
+        is known (the result path completes it with `mark_as_done`), or returns the outcome if it is."""
+        context = json.dumps({name: getattr(self.request, name, None) for name in PARKED_FIELDS}, default=str)
+        outcome = current(engine_key).park_branch(job_id, branch_id, context)
+        if outcome is None:
+            raise Ignore()
+        return outcome
+
+    @app.task(name="avtomatika.aggregate", ignore_result=True, shared=False)
+    def aggregate(results: Any, job_id: str, group_id: str, engine_key: str = "") -> bool:
+        """The chord body: the fan-in, once every branch has its outcome."""
+        return current(engine_key).aggregate(job_id, group_id)
+
     @app.task(name="avtomatika.sweep", ignore_result=True, shared=False)
     def sweep() -> int:
         """Periodic timers (guarded by a lock so several beats are safe)."""
@@ -119,6 +154,8 @@ class CeleryStepScheduler:
         self.native_queue = engine.native_queue
         self.task = app.tasks["avtomatika.step"]
         self.native = app.tasks["avtomatika.native"]
+        self.branch = app.tasks["avtomatika.branch"]
+        self.aggregate = app.tasks["avtomatika.aggregate"]
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
         self.native.apply_async(
@@ -126,6 +163,26 @@ class CeleryStepScheduler:
             kwargs={"engine_key": self.engine_key} if self.engine_key else None,
             queue=self.native_queue(task_type),
         )
+
+    @property
+    def chords(self) -> bool:
+        """Fan-ins are chords in Redis mode; the embedded default's cache result backend cannot complete
+        externally completed members, so there the branch count triggers the fan-in."""
+        return self.direct
+
+    def start_fan_in(self, job_id: str, group_id: str, branch_ids: list[str]) -> None:
+        if not self.direct:
+            return
+        extra = {"engine_key": self.engine_key} if self.engine_key else {}
+        header = [
+            self.branch.signature((job_id, branch_id), extra, task_id=branch_id, queue=self.step_queue)
+            for branch_id in branch_ids
+        ]
+        body = self.aggregate.signature((job_id, group_id), extra, queue=self.step_queue, immutable=False)
+        chord(header, body).apply_async()
+
+    def complete_branch(self, branch_id: str, result: dict[str, Any], context: str) -> None:
+        self.app.backend.mark_as_done(branch_id, result, request=Context(json.loads(context)))
 
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         """(list key, message) of an immediate step, for storage to push atomically; None in embedded mode."""

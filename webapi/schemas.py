@@ -227,6 +227,7 @@ class JobView(Schema):
     task_type = fields.String(allow_none=True)
     worker_id = fields.String(allow_none=True)
     progress = fields.Dict(allow_none=True)
+    branches = fields.Dict(metadata={"description": "while a fan-out runs: {total, done}"})
     parent_job_id = fields.String(metadata={"description": "for a child job: the job that started it"})
     child_job_id = fields.String(metadata={"description": "while waiting for a child job: its id"})
     approval = fields.Dict(

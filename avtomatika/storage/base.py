@@ -8,7 +8,7 @@ from typing import Any
 
 from ..job import Job
 from ..ops import JobChanges
-from ..tasks import Claim, Lease
+from ..tasks import Claim, Lease, QueueEntry
 
 
 def dumps(value: Any) -> str:
@@ -274,6 +274,60 @@ class StorageBackend(ABC):
     @abstractmethod
     def release_lock(self, name: str, token: str) -> bool:
         """Release the lock only if `token` still holds it (compare-and-delete)."""
+
+    # -- fan-out branches ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:
+        """The record of one branch of a fan-out (its task, current attempt), or None."""
+
+    @abstractmethod
+    def branch_records(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """Every branch record of a fan-out (branch id -> record)."""
+
+    @abstractmethod
+    def branch_results(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """The final outcomes of a fan-out's branches so far (branch id -> result)."""
+
+    @abstractmethod
+    def branches_done(self, job_id: str) -> int:
+        """How many branches of a fan-out have their final outcome."""
+
+    @abstractmethod
+    def record_branch(
+        self,
+        job_id: str,
+        branch_id: str,
+        task_id: str,
+        worker_id: str,
+        answer: str,
+        result: dict[str, Any] | None,
+        next_attempt: dict[str, Any] | None = None,
+        enqueue: QueueEntry | None = None,
+        native_lease: Lease | None = None,
+    ) -> tuple[str, int, str]:
+        """Atomically: check that `worker_id` holds the lease of `task_id` and that the branch still runs
+        that attempt; end the lease (remembering `answer`); then record the final `result`, or store
+        `next_attempt` (queued with `enqueue`, or leased to Celery with `native_lease`).
+
+        Returns (verdict "ok" / "lease" / "stale", branches done, the parked chord context or "").
+        """
+
+    @abstractmethod
+    def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
+        """Park a chord member's request context, unless the branch already has its outcome (returned)."""
+
+    @abstractmethod
+    def parked_branches(self, job_id: str) -> dict[str, str]:
+        """Parked chord contexts of a fan-out (branch id -> context JSON)."""
+
+    @abstractmethod
+    def unpark_branch(self, job_id: str, branch_id: str) -> None:
+        """Forget a parked context once its chord member was completed."""
+
+    @abstractmethod
+    def drop_branches(self, job_id: str) -> None:
+        """Forget a fan-out's branch records, outcomes and parked contexts (after the fan-in)."""
 
     # -- completion webhooks --------------------------------------------------------------------------------
 

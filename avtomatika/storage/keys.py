@@ -34,6 +34,9 @@ PER_ID = {
     "idempotency": "string: first job id of an idempotency key",
     "lock": "string: a named lock",
     "counter": "string: a named counter",
+    "branches": "hash: the branches of one fan-out (branch id -> its task record, current attempt)",
+    "branch_results": "hash: final outcomes of one fan-out's branches (branch id -> result JSON)",
+    "parked": "hash: parked Celery chord contexts of one fan-out's branches (branch id -> context JSON)",
     "by_status": "zset: ids of the jobs in one status, scored by their last change (listing, counts)",
     "secret": "string: a random secret shared by every process (approval tokens are derived from it)",
 }

@@ -22,9 +22,10 @@ from ..ops import (
     Op,
     PublishStep,
     QueueWebhook,
+    StoreBranches,
     Withdraw,
 )
-from ..tasks import Claim, Lease, cancel_command, eligible, parse_member
+from ..tasks import Claim, Lease, QueueEntry, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
 ANSWER_TTL = 86400
@@ -54,6 +55,9 @@ class MemoryStorage(StorageBackend):
         self._tokens_loaded = False
         self._signalled_at: dict[str, float] = {}  # last wake-up or command per poll / worker
         self._webhooks: dict[str, tuple[float, int]] = {}  # job id -> (due, attempts)
+        self._branches: dict[str, dict[str, str]] = defaultdict(dict)  # job id -> branch id -> record JSON
+        self._branch_results: dict[str, dict[str, str]] = defaultdict(dict)
+        self._parked: dict[str, dict[str, str]] = defaultdict(dict)
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
@@ -172,6 +176,8 @@ class MemoryStorage(StorageBackend):
             child = dict(op.job, seq=0)
             self._jobs[child["id"]] = (0, pack_job(child), None)
             self._set_watch(child["id"], op.watch_until)
+        elif isinstance(op, StoreBranches):
+            self._branches[op.job_id].update({b: dumps(r) for b, r in op.branches.items()})
         elif isinstance(op, QueueWebhook):
             self._webhooks.setdefault(op.job_id, (op.due, 0))
         elif isinstance(op, GrantLease):
@@ -477,6 +483,82 @@ class MemoryStorage(StorageBackend):
             return self._counters[name]
 
     # -- coordination -------------------------------------------------------------------------------------
+
+    def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._branches.get(job_id, {}).get(branch_id)
+        return None if found is None else dict(loads(found))
+
+    def branch_records(self, job_id: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            found = dict(self._branches.get(job_id, {}))
+        return {k: loads(v) for k, v in found.items()}
+
+    def branch_results(self, job_id: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            found = dict(self._branch_results.get(job_id, {}))
+        return {k: loads(v) for k, v in found.items()}
+
+    def branches_done(self, job_id: str) -> int:
+        with self._lock:
+            return len(self._branch_results.get(job_id, {}))
+
+    def record_branch(
+        self,
+        job_id: str,
+        branch_id: str,
+        task_id: str,
+        worker_id: str,
+        answer: str,
+        result: dict[str, Any] | None,
+        next_attempt: dict[str, Any] | None = None,
+        enqueue: QueueEntry | None = None,
+        native_lease: Lease | None = None,
+    ) -> tuple[str, int, str]:
+        with self._lock:
+            lease = self._leases.get(task_id)
+            if lease is None or lease.worker_id != worker_id:
+                return "lease", 0, ""
+            record = self._branches.get(job_id, {}).get(branch_id)
+            if (
+                branch_id in self._branch_results.get(job_id, {})
+                or record is None
+                or loads(record)["task_id"] != task_id
+            ):
+                return "stale", 0, ""
+            self._apply(EndLease(task_id, answer))
+            if result is not None:
+                self._branch_results[job_id][branch_id] = dumps(result)
+            else:
+                self._branches[job_id][branch_id] = dumps(next_attempt)
+                if enqueue is not None:
+                    self._apply(Enqueue(enqueue))
+                if native_lease is not None:
+                    self._apply(GrantLease(native_lease))
+            parked = self._parked.get(job_id, {}).get(branch_id, "") if result is not None else ""
+            self._changed.notify_all()
+            return "ok", len(self._branch_results[job_id]), parked
+
+    def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._branch_results.get(job_id, {}).get(branch_id)
+            if found is not None:
+                return dict(loads(found))
+            self._parked[job_id][branch_id] = context
+            return None
+
+    def parked_branches(self, job_id: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._parked.get(job_id, {}))
+
+    def unpark_branch(self, job_id: str, branch_id: str) -> None:
+        with self._lock:
+            self._parked.get(job_id, {}).pop(branch_id, None)
+
+    def drop_branches(self, job_id: str) -> None:
+        with self._lock:
+            for table in (self._branches, self._branch_results, self._parked):
+                table.pop(job_id, None)
 
     def claim_webhook(self, job_id: str, now: float, lease: float) -> int | None:
         with self._lock:

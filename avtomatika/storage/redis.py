@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError, TokensNotLoaded
 from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import JobChanges
-from ..tasks import Claim, Lease
+from ..tasks import Claim, Lease, QueueEntry
 from . import scripts
 from .base import StorageBackend, dumps, loads
 from .keys import Keys
@@ -103,6 +103,8 @@ class RedisStorage(StorageBackend):
         self._commit = self.client.register_script(scripts.source("commit_job"))
         self._claim = self.client.register_script(scripts.source("claim_task"))
         self._claim_webhook = self.client.register_script(scripts.source("claim_webhook"))
+        self._record_branch = self.client.register_script(scripts.source("record_branch"))
+        self._park_branch = self.client.register_script(scripts.source("park_branch"))
         self._heartbeat = self.client.register_script(scripts.source("heartbeat"))
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
@@ -482,6 +484,67 @@ class RedisStorage(StorageBackend):
         return int(self.client.incr(self.key("counter", name)))
 
     # -- coordination -------------------------------------------------------------------------------------
+
+    def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:
+        found = self.client.hget(self.key("branches", job_id), branch_id)
+        return None if found is None else dict(loads(found))
+
+    def branch_records(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {_text(k): loads(v) for k, v in self.client.hgetall(self.key("branches", job_id)).items()}
+
+    def branch_results(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {_text(k): loads(v) for k, v in self.client.hgetall(self.key("branch_results", job_id)).items()}
+
+    def branches_done(self, job_id: str) -> int:
+        return int(self.client.hlen(self.key("branch_results", job_id)))
+
+    def record_branch(
+        self,
+        job_id: str,
+        branch_id: str,
+        task_id: str,
+        worker_id: str,
+        answer: str,
+        result: dict[str, Any] | None,
+        next_attempt: dict[str, Any] | None = None,
+        enqueue: QueueEntry | None = None,
+        native_lease: Lease | None = None,
+    ) -> tuple[str, int, str]:
+        queued = ["", "", "", "", ""]
+        if enqueue is not None:
+            e = enqueue
+            queued = [repr(e.score), e.queue, e.member, e.task_type, e.requirements_json]
+        leased = ["", "", ""]
+        if native_lease is not None:
+            leased = [native_lease.task_id, repr(native_lease.deadline), native_lease.task_type]
+        found = self._record_branch(
+            args=[
+                self.prefix,
+                job_id,
+                branch_id,
+                task_id,
+                worker_id,
+                answer,
+                "" if result is None else dumps(result),
+                "" if next_attempt is None else dumps(next_attempt),
+                *queued,
+                *leased,
+            ]
+        )
+        return _text(found[0]), int(found[1]), _text(found[2])
+
+    def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
+        found = self._park_branch(args=[self.prefix, job_id, branch_id, context])
+        return None if not found else dict(loads(found))
+
+    def parked_branches(self, job_id: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.client.hgetall(self.key("parked", job_id)).items()}
+
+    def unpark_branch(self, job_id: str, branch_id: str) -> None:
+        self.client.hdel(self.key("parked", job_id), branch_id)
+
+    def drop_branches(self, job_id: str) -> None:
+        self.client.delete(self.key("branches", job_id), self.key("branch_results", job_id), self.key("parked", job_id))
 
     def claim_webhook(self, job_id: str, now: float, lease: float) -> int | None:
         attempt = self._claim_webhook(args=[self.prefix, job_id, repr(now), repr(lease)])

@@ -17,6 +17,8 @@ NAMES = (
     "claim_task",
     "claim_webhook",
     "heartbeat",
+    "park_branch",
+    "record_branch",
     "sample_pollers",
     "release_lock",
     "replace_hash",

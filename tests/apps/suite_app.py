@@ -15,6 +15,7 @@ from blueprints.approval import moderation, strict
 from blueprints.children import build, release, test_suite
 from blueprints.conditional import conditional
 from blueprints.data_store import store_blueprint
+from blueprints.fanout import thumbnails
 from blueprints.linear import linear
 from tests.apps.operators import operators
 
@@ -182,6 +183,7 @@ ALL = (
     release,
     build,
     test_suite,
+    thumbnails,
 )
 
 

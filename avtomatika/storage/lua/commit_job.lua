@@ -81,6 +81,10 @@ for _, op in ipairs(ops) do
     redis.call('ZADD', K.by_status(p, op[4]), op[5], op[2])
     if op[6] ~= '' then redis.call('ZADD', K.watch(p), op[6], op[2]) end
     if op[7] ~= '' then redis.call('LPUSH', op[7], op[8]) end
+  elseif name == 'store_branches' then
+    -- {job id, branch id, record JSON, branch id, record JSON, ...}
+    local key = K.branches(p, op[2])
+    for i = 3, #op, 2 do redis.call('HSET', key, op[i], op[i + 1]) end
   elseif name == 'queue_webhook' then
     redis.call('ZADD', K.webhooks(p), 'NX', op[3], op[2])
   elseif name == 'publish_step' then

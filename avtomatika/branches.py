@@ -1,0 +1,176 @@
+"""Fan-out / fan-in (`dispatch_parallel`): branch outcomes, the fan-in, and the sweep's backstop.
+
+Each branch is a task of its own (queued for HTTP workers, or a native Celery task), retried like a single
+task. Its outcome is recorded atomically beside the job (`record_branch`: the worker must hold the lease and
+the branch must still run that attempt), so the branch ledger is the truth. In Redis mode the fan-in is a
+Celery chord: one parked member per branch, completed from the result path with `mark_as_done`, whose body
+runs the aggregator state; in the embedded default the last outcome triggers it. Either way the fan-in is a
+compare-and-set on the job, so the aggregator runs once; the sweep completes members whose completion a
+crash lost and runs a fan-in that never fired.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .core import OrchestratorCore
+from .dispatcher import next_attempt
+from .job import Job, JobStatus
+from .ops import EndLease, NotifyCancel, Withdraw
+from .outcomes import INVALID_INPUT_ERROR, PERMANENT_ERROR
+from .tasks import NATIVE_WORKER, Lease, QueueEntry
+from .transitions import enter_state, fail
+from .waits import wait_of
+
+logger = logging.getLogger(__name__)
+BRANCH_ACCEPTED = "parallel_branch_result_accepted"
+ATTEMPTS = 16
+
+
+def branch_id_of(task_id: str) -> str | None:
+    """The branch of a branch task id (`<branch id>~<attempt>`), or None for a single task's id."""
+    branch, sep, _ = task_id.rpartition("~")
+    return branch if sep else None
+
+
+def branch_outcome(record: dict[str, Any], result: dict[str, Any], max_retries: int) -> dict[str, Any] | None:
+    """A branch's final outcome for the aggregator, or None when the attempt is retried.
+
+    Like a single task: `TRANSIENT_ERROR` (or an unknown code) is retried up to `JOB_MAX_RETRIES`; but a
+    plain failure, `PERMANENT_ERROR` and `INVALID_INPUT_ERROR` are final outcomes the aggregator decides on.
+    """
+    status = result.get("status") or "success"
+    data = result.get("data") or {}
+    outcome: dict[str, Any] = {"status": status, "data": data, "task_type": record["task_type"]}
+    if status != "failure":
+        return outcome
+    error = result.get("error") or {}
+    outcome["error"] = error
+    code = error.get("code")
+    if code is None or code in (PERMANENT_ERROR, INVALID_INPUT_ERROR):
+        return outcome
+    if int(record.get("attempt", 1)) <= max_retries:
+        return None
+    outcome["error"] = {**error, "message": f"{error.get('message') or code} (after {max_retries} retries)"}
+    return outcome
+
+
+class BranchEvents:
+    """Applies branch outcomes and runs fan-ins through the engine core."""
+
+    def __init__(self, core: OrchestratorCore) -> None:
+        self.core = core
+        self.storage = core.storage
+        self.config = core.config
+
+    def accept(self, job: Job, task_id: str, worker_id: str, result: dict[str, Any], answer: str) -> str | None:
+        """Record a branch attempt's result; None when it is not this worker's current attempt (late)."""
+        branch_id = branch_id_of(task_id)
+        record = self.storage.branch(job["id"], branch_id) if branch_id else None
+        if branch_id is None or record is None or record.get("task_id") != task_id:
+            return None
+        final = branch_outcome(record, result, self.config.JOB_MAX_RETRIES)
+        retry: dict[str, Any] | None = None
+        entry: QueueEntry | None = None
+        lease: Lease | None = None
+        if final is None:
+            retry = dict(next_attempt(record, time.time()))  # type: ignore[arg-type]
+            retry["task_id"] = f"{branch_id}~{retry['attempt']}"
+            if record.get("native"):
+                deadline = retry["dispatched_at"] + retry["timeout"]
+                lease = Lease(retry["task_id"], job["id"], NATIVE_WORKER, deadline, retry["task_type"])
+            else:
+                entry = QueueEntry(
+                    retry["task_type"],
+                    retry["task_id"],
+                    job["id"],
+                    retry["priority"],
+                    retry["timeout"],
+                    retry["requirements"],
+                )
+                retry["member"], retry["queue"] = entry.member, entry.queue
+        verdict, done, parked = self.storage.record_branch(
+            job["id"], branch_id, task_id, worker_id, answer, final, retry, entry, lease
+        )
+        if verdict != "ok":
+            return None
+        if retry is not None:
+            if lease is not None:
+                self.core.scheduler.run_native_task(job["id"], retry["task_id"], retry["task_type"], retry["params"])
+            else:
+                self.core.dispatcher.wake_for(retry["task_type"], retry["requirements"], retry["strategy"])
+            return BRANCH_ACCEPTED
+        self.complete(job["id"], branch_id, final, parked)  # type: ignore[arg-type]
+        wait = wait_of(job, "branches") or {}
+        if not self.core.scheduler.chords and done >= int(wait.get("total", 0)):
+            self.aggregate(job["id"], str(wait.get("group_id")))
+        return BRANCH_ACCEPTED
+
+    def complete(self, job_id: str, branch_id: str, outcome: dict[str, Any], parked: str) -> None:
+        """Complete the branch's parked chord member (a repeat is ignored by Celery's chord counting)."""
+        if not parked:
+            return
+        self.core.scheduler.complete_branch(branch_id, outcome, parked)
+        self.storage.unpark_branch(job_id, branch_id)
+
+    def park(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
+        """A chord member parks itself; returns the branch's outcome instead when it is already known."""
+        return self.storage.park_branch(job_id, branch_id, context)
+
+    def aggregate(self, job_id: str, group_id: str) -> bool:
+        """The fan-in: once every branch has its outcome, run the aggregator state with all of them in
+        `aggregation_results` (branch id -> outcome). A compare-and-set: it happens once per fan-out."""
+        for _ in range(ATTEMPTS):
+            job = self.storage.get_job(job_id)
+            wait = wait_of(job, "branches") if job is not None else None
+            if job is None or wait is None or wait.get("group_id") != group_id:
+                return False
+            if job["status"] != JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
+                return False
+            results = self.storage.branch_results(job_id)
+            if len(results) < int(wait["total"]):
+                return False
+            seq = job["seq"]
+            job["aggregation_results"] = results
+            blueprint = self.core.blueprints.get(job["blueprint_name"])
+            if blueprint is None:
+                fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
+            else:
+                enter_state(job, blueprint, wait["aggregate_into"], self.config, cause="fan-in")
+            if self.core.commit(job, seq, next_step=0.0) == "ok":
+                self.storage.drop_branches(job_id)
+                return True
+        return False
+
+    def sweep(self, job: Job) -> int:
+        """The backstop: complete parked members whose outcome is known, run a fan-in that never fired."""
+        wait = wait_of(job, "branches")
+        if wait is None:
+            return 0
+        results = self.storage.branch_results(job["id"])
+        for branch_id, context in self.storage.parked_branches(job["id"]).items():
+            if branch_id in results:
+                self.complete(job["id"], branch_id, results[branch_id], context)
+        if len(results) >= int(wait["total"]) and self.aggregate(job["id"], str(wait["group_id"])):
+            logger.warning("job %s: the sweep ran a fan-in that had not fired", job["id"])
+            return 1
+        return 0
+
+    def release_ops(self, job: Job, answer: str) -> list[Any]:
+        """Operations that take every unfinished branch away from its queue or from the worker holding it
+        (the job is cancelled or timed out)."""
+        ops: list[Any] = []
+        done = self.storage.branch_results(job["id"])
+        for branch_id, record in self.storage.branch_records(job["id"]).items():
+            if branch_id in done:
+                continue
+            lease = self.storage.get_lease(record["task_id"])
+            if lease is not None:
+                ops.append(EndLease(record["task_id"], answer))
+                if lease.worker_id != NATIVE_WORKER:
+                    ops.append(NotifyCancel(lease.worker_id, record["task_id"], job["id"]))
+            elif record.get("member"):
+                ops.append(Withdraw(record["queue"], record["member"]))
+        return ops

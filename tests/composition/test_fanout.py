@@ -1,0 +1,109 @@
+"""Fan-out / fan-in over real HTTP in both modes (`blueprints/fanout.py`): Celery chords in Redis mode."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+
+from tests.services import wait_until
+from tests.workers.support import unique, worker
+
+
+def serve(orchestrator, task_type: str, count: int, answer, workers: int = 4) -> list[threading.Thread]:
+    """`workers` HTTP workers serving `count` branch tasks; `answer(task)` gives each result."""
+    served: list[int] = []
+    lock = threading.Lock()
+
+    def run(w) -> None:
+        while True:
+            with lock:
+                if len(served) >= count:
+                    return
+            try:
+                task = w.poll()
+            except httpx.HTTPError:
+                return  # the test ended and closed its workers
+            if task is None:
+                continue
+            with lock:
+                served.append(1)
+            assert w.result(task, **answer(task)).json()["status"] == "parallel_branch_result_accepted"
+
+    threads = [
+        threading.Thread(target=run, args=(worker(orchestrator, task_type),), daemon=True) for _ in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def thumbnail(task) -> dict:
+    return {"status": "success", "data": {"path": f"/thumbs/{task['params']['frame']}.jpg"}}
+
+
+def test_a_fan_out_of_200_branches_aggregates_once(orchestrator, tmp_path):
+    task_type, log = unique("thumb"), tmp_path / "aggregations.log"
+    threads = serve(orchestrator, task_type, 200, thumbnail)
+    job_id = orchestrator.create("/api/v1/jobs/thumbnails", {"task_type": task_type, "frames": 200, "log": str(log)})
+    done = orchestrator.wait(job_id, timeout=60)
+    for thread in threads:
+        thread.join(10)
+    assert done["status"] == "finished", done
+    assert len(done["state_history"]["thumbnails"]) == 200 and done["state_history"]["failed_branches"] == 0
+    wait_until(lambda: log.exists(), 5)
+    assert len(Path(log).read_text().splitlines()) == 1
+
+
+def test_a_permanent_error_branch_still_lets_the_aggregator_decide(orchestrator):
+    task_type = unique("thumb")
+
+    def answer(task):
+        if task["params"]["frame"] == 1:
+            return {"status": "failure", "error": {"code": "PERMANENT_ERROR", "message": "corrupt frame"}}
+        return thumbnail(task)
+
+    threads = serve(orchestrator, task_type, 3, answer, workers=2)
+    job_id = orchestrator.create("/api/v1/jobs/thumbnails", {"task_type": task_type, "frames": 3})
+    done = orchestrator.wait(job_id, timeout=30)
+    for thread in threads:
+        thread.join(10)
+    assert done["status"] == "finished" and done["state_history"]["failed_branches"] == 1
+    assert done["state_history"]["thumbnails"] == ["/thumbs/0.jpg", "/thumbs/2.jpg"]
+
+
+def test_a_transient_error_is_retried_and_progress_shows(orchestrator):
+    task_type = unique("thumb")
+    job_id = orchestrator.create("/api/v1/jobs/thumbnails", {"task_type": task_type, "frames": 2})
+    w = worker(orchestrator, task_type)
+    first = w.poll_until()
+    with orchestrator.client() as http:
+        view = wait_until(lambda: (v := http.get(f"/api/v1/jobs/{job_id}").json()).get("branches") and v, 10)
+    assert view["status"] == "waiting_for_parallel_tasks" and view["branches"] == {"total": 2, "done": 0}
+    flaky = {"status": "failure", "error": {"code": "TRANSIENT_ERROR", "message": "GPU busy"}}
+    assert w.result(first, **flaky).json()["status"] == "parallel_branch_result_accepted"
+    retried = [w.poll_until(), w.poll_until()]
+    attempts = sorted(t["attempt"] for t in retried)
+    assert attempts == [1, 2]  # the other branch's first attempt and the retried one
+    for task in retried:
+        w.result(task, **thumbnail(task))
+    done = orchestrator.wait(job_id)
+    assert done["status"] == "finished" and len(done["state_history"]["thumbnails"]) == 2
+    # the failed attempt sent again: a repeat of an accepted result, acknowledged, changing nothing
+    repeat = w.result(first, **thumbnail(first))
+    assert repeat.status_code == 200 and repeat.json() == {"status": "parallel_branch_result_accepted"}
+    assert orchestrator.wait(job_id)["state_history"] == done["state_history"]
+
+
+def test_cancel_withdraws_the_branches(orchestrator):
+    task_type = unique("thumb")
+    job_id = orchestrator.create("/api/v1/jobs/thumbnails", {"task_type": task_type, "frames": 3})
+    w = worker(orchestrator, task_type)
+    held = w.poll_until()
+    with orchestrator.client() as http:
+        assert http.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
+    assert orchestrator.wait(job_id)["status"] == "cancelled"
+    assert w.result(held, **thumbnail(held)).status_code == 200  # acknowledged, changes nothing
+    assert w.poll() is None  # the queued branches were withdrawn
+    assert w.heartbeat().json().get("cancel_tasks") == [held["task_id"]]
