@@ -6,6 +6,7 @@ in `aggregation_results` (branch id -> `{status, data, error, task_type}`) and d
 """
 
 import os
+import time
 
 from avtomatika import StateMachineBlueprint
 
@@ -25,10 +26,11 @@ def fan_out(initial_data, actions):
 
 @thumbnails.aggregator_for("collect")
 def collect(aggregation_results, initial_data, state_history, actions):
+    if initial_data.get("log"):  # tests count the aggregator's runs (and may kill it while it sleeps)
+        with open(initial_data["log"], "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(initial_data.get("sleep", 0))
     made = [r["data"]["path"] for r in aggregation_results.values() if r["status"] == "success"]
     state_history["thumbnails"] = sorted(made)
     state_history["failed_branches"] = len(aggregation_results) - len(made)
-    if initial_data.get("log"):  # tests count the aggregator's runs
-        with open(initial_data["log"], "a") as handle:
-            handle.write(f"{os.getpid()}\n")
     actions.transition_to("finished" if made else "failed")

@@ -155,6 +155,22 @@ def dispatch_crash(initial_data, actions):
     actions.dispatch_task("crash-echo", {"log": initial_data["log"]}, {"success": "finished"}, timeout_seconds=120)
 
 
+native_fan = StateMachineBlueprint("native_fan", api_version="v1", api_endpoint="jobs/native_fan")
+
+
+@native_fan.handler_for("start", is_start=True)
+def fan_out_natively(initial_data, actions):
+    actions.dispatch_parallel([{"type": "double", "params": {"value": v}} for v in initial_data["values"]], "sum_up")
+
+
+@native_fan.aggregator_for("sum_up")
+def sum_up(aggregation_results, state_history, actions):
+    outcomes = aggregation_results.values()
+    state_history["doubled"] = sorted(r["data"]["doubled"] for r in outcomes if r["status"] == "success")
+    state_history["errors"] = sorted(r["error"]["code"] for r in outcomes if r["status"] == "failure")
+    actions.transition_to("finished")
+
+
 def double(params, attempt):
     """A native task type: runs as a Celery task, no HTTP worker involved."""
     if params["value"] < 0:
@@ -184,6 +200,7 @@ ALL = (
     build,
     test_suite,
     thumbnails,
+    native_fan,
 )
 
 

@@ -107,3 +107,31 @@ def test_cancel_withdraws_the_branches(orchestrator):
     assert w.result(held, **thumbnail(held)).status_code == 200  # acknowledged, changes nothing
     assert w.poll() is None  # the queued branches were withdrawn
     assert w.heartbeat().json().get("cancel_tasks") == [held["task_id"]]
+
+
+def test_native_branches_run_on_celery(orchestrator):
+    job_id = orchestrator.create("/api/v1/jobs/native_fan", {"values": [1, 2, 3, -1]})
+    done = orchestrator.wait(job_id, timeout=30)
+    assert done["status"] == "finished", done
+    assert done["state_history"]["doubled"] == [2, 4, 6]
+    assert done["state_history"]["errors"] == ["INVALID_INPUT_ERROR"]
+
+
+def test_the_sweep_runs_a_fan_in_that_never_fired(orchestrator, engine):
+    """All branch outcomes recorded but no fan-in (a crash right after the last one): the sweep runs it once."""
+    import time
+
+    task_type = unique("thumb")
+    job_id = orchestrator.create("/api/v1/jobs/thumbnails", {"task_type": task_type, "frames": 2})
+    w = worker(orchestrator, task_type)
+    tasks = [w.poll_until(), w.poll_until()]
+    storage = engine.storage
+    for task in tasks:  # record the outcomes behind the engine's back: no chord completion, no fan-in
+        branch = task["task_id"].rpartition("~")[0]
+        verdict, _, _ = storage.record_branch(job_id, branch, task["task_id"], w.worker_id, "x", thumbnail(task))
+        assert verdict == "ok"
+    with orchestrator.client() as http:
+        assert http.get(f"/api/v1/jobs/{job_id}").json()["status"] == "waiting_for_parallel_tasks"
+    engine.events.sweep_due_jobs(now=time.time() + engine.config.STEP_STALL_SECONDS + 1)
+    done = orchestrator.wait(job_id)
+    assert done["status"] == "finished" and len(done["state_history"]["thumbnails"]) == 2
