@@ -6,7 +6,7 @@ from flask import current_app, g, request
 
 from avtomatika.security import Client, ClientRegistry
 
-from .errors import abort_json
+from .errors import forbidden, unauthorized
 from .ratelimit import rate_limits
 
 CLIENT_HEADER = "X-Avtomatika-Token"
@@ -24,10 +24,10 @@ def authenticate_client() -> None:
         return
     token = request.headers.get(CLIENT_HEADER)
     if not token:
-        abort_json(401, f"missing {CLIENT_HEADER} header")
+        unauthorized(f"missing {CLIENT_HEADER} header")
     client = registry().authenticate(token)
     if client is None:
-        abort_json(401, "invalid client token")
+        unauthorized("invalid client token")
     g.client = client
     rate_limits().hit("client", client.client_id, client.rate_limit)
 
@@ -42,5 +42,5 @@ def require_admin() -> Client:
     """The current client if it is an admin, else 403."""
     client = current_client()
     if not client.is_admin:
-        abort_json(403, "this route needs an admin client")
+        forbidden("this route needs an admin client")
     return client

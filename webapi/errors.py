@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, NoReturn
 
 from flask import Flask, current_app, jsonify, request
@@ -42,6 +43,29 @@ class ApiError(Exception):
 def abort_json(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> NoReturn:
     """Stop the request with a JSON error."""
     raise ApiError(status, message, details, headers)
+
+
+# The request-level errors of the HTTP layer, by name: status codes are decided here and nowhere else.
+
+
+def bad_request(message: str, details: Any = None) -> NoReturn:
+    """400: the request is malformed (body, query, header)."""
+    abort_json(400, message, details)
+
+
+def unauthorized(message: str) -> NoReturn:
+    """401: no valid credentials."""
+    abort_json(401, message)
+
+
+def forbidden(message: str) -> NoReturn:
+    """403: valid credentials that may not do this."""
+    abort_json(403, message)
+
+
+def too_many_requests(message: str, details: Any, retry_after: float) -> NoReturn:
+    """429: over a rate limit; `Retry-After` says when to resend."""
+    abort_json(429, message, details, {"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 def _response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Any:

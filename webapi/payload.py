@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import g, request
 
-from .errors import abort_json
+from .errors import bad_request
 
 
 def _reject_constant(name: str) -> Any:
@@ -29,14 +29,14 @@ def json_body(*, required: bool = True) -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         if required:
-            abort_json(400, "request body must be JSON")
+            bad_request("request body must be JSON")
         return None
     try:
         body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
-        abort_json(400, "malformed JSON body", str(exc)[:200])
+        bad_request("malformed JSON body", str(exc)[:200])
     if b"\\u" in raw and _has_lone_surrogate(body):
-        abort_json(400, "malformed JSON body", "a string holds a lone UTF-16 surrogate (not valid Unicode)")
+        bad_request("malformed JSON body", "a string holds a lone UTF-16 surrogate (not valid Unicode)")
     g.json_body = body
     return body
 
@@ -56,5 +56,5 @@ def json_object(*, required: bool = True) -> dict[str, Any]:
     if body is None:
         return {}
     if not isinstance(body, dict):
-        abort_json(400, "request body must be a JSON object", {"type": type(body).__name__})
+        bad_request("request body must be a JSON object", {"type": type(body).__name__})
     return body

@@ -11,7 +11,6 @@ of API CPU, and a batch lets a process overshoot a limit by at most ~5 % of it.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 import time
 
@@ -22,7 +21,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from avtomatika.registry import Registry
 
-from .errors import abort_json
+from .errors import too_many_requests
 
 BATCH_FRACTION = 20
 
@@ -74,12 +73,7 @@ class RateLimits:
 
     @staticmethod
     def _refuse(item: limits.RateLimitItem, kind: str, wait: float) -> None:
-        abort_json(
-            429,
-            f"rate limit of {item} exceeded for this {kind}",
-            {"limit": str(item)},
-            {"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+        too_many_requests(f"rate limit of {item} exceeded for this {kind}", {"limit": str(item)}, wait)
 
 
 def rate_limits() -> RateLimits:

@@ -14,7 +14,7 @@ import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from .errors import abort_json
+from .errors import bad_request
 from .payload import json_body
 
 
@@ -46,10 +46,10 @@ class JsonBodyParser(FlaskParser):
         if isinstance(messages, dict) and set(messages) == {"query"}:
             fields = messages["query"]
             names = ", ".join(sorted(fields)) if isinstance(fields, dict) else ""
-            abort_json(400, f"invalid query parameter: {names}", fields)
+            bad_request(f"invalid query parameter: {names}", fields)
         if isinstance(messages, dict) and set(messages) == {"json"}:
             messages = messages["json"]
-        abort_json(400, "invalid request body", messages)
+        bad_request("invalid request body", messages)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -11,7 +11,7 @@ from avtomatika.security import hash_token, worker_token_matches
 from avtomatika.tasks import NATIVE_WORKER
 
 from .current import config, service
-from .errors import ApiError, abort_json
+from .errors import ApiError, forbidden, unauthorized
 from .payload import json_body
 from .ratelimit import rate_limits
 from .schemas import WORKER_ID_PATTERN
@@ -67,12 +67,12 @@ def authenticate_worker_request() -> None:
         return
     token = request.headers.get(WORKER_HEADER)
     if not token:
-        abort_json(401, f"missing {WORKER_HEADER} header")
+        unauthorized(f"missing {WORKER_HEADER} header")
     worker_id = (request.view_args or {}).get("worker_id")
     if worker_id is None and request.path.rstrip("/") == "/_worker/ws":
         owner = service().worker_token_owner(hash_token(token))
         if owner is None:
-            abort_json(401, "/_worker/ws needs the worker's own token (workers.toml), or use /_worker/ws/<worker_id>")
+            unauthorized("/_worker/ws needs the worker's own token (workers.toml), or use /_worker/ws/<worker_id>")
         g.worker_id = owner
         rate_limits().hit("worker", owner)
         return
@@ -80,7 +80,7 @@ def authenticate_worker_request() -> None:
         worker_id = _body_worker_id()
     if worker_id is None:
         if not _known_token(token):
-            abort_json(401, "invalid worker token")
+            unauthorized("invalid worker token")
         return
     authenticate_worker(worker_id, token)
     g.worker_id = worker_id
@@ -106,14 +106,14 @@ def authenticate_worker(worker_id: str, token: str) -> None:
     """Allow the request to act as `worker_id`, or answer 401 (bad token) / 403 (another worker's token, or
     the id native task types hold their leases under, which no HTTP worker may use)."""
     if worker_id == NATIVE_WORKER:
-        abort_json(403, f"worker id {NATIVE_WORKER!r} is reserved for native task types")
+        forbidden(f"worker id {NATIVE_WORKER!r} is reserved for native task types")
     if worker_token_matches(token, token_cache().get(worker_id), config().GLOBAL_WORKER_TOKEN):
         rate_limits().hit("worker", worker_id)
         return
     owner = service().worker_token_owner(hash_token(token))
     if owner is not None and owner != worker_id:
-        abort_json(403, "this token belongs to another worker: a worker may act only as itself")
-    abort_json(401, "invalid worker token")
+        forbidden("this token belongs to another worker: a worker may act only as itself")
+    unauthorized("invalid worker token")
 
 
 def authenticated_worker() -> str:

@@ -10,7 +10,7 @@ from avtomatika.errors import ConfigError
 
 from ..auth import require_admin
 from ..current import service
-from ..errors import abort_json
+from ..errors import bad_request
 from ..schemas import Dashboard, ReloadAnswer, WorkerRecord
 from ..smorest import Blueprint
 from ..worker_auth import token_cache
@@ -28,7 +28,7 @@ class ReloadWorkers(MethodView):
         try:
             count = service().reload_worker_tokens()
         except ConfigError as exc:
-            abort_json(400, "workers file is invalid; the previous tokens stay in effect", exc.message)
+            bad_request("workers file is invalid; the previous tokens stay in effect", exc.message)
         token_cache().clear()
         return {"status": "worker_configs_reloaded", "workers_with_own_token": count}
 

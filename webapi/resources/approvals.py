@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from ..auth import CLIENT_HEADER, registry
 from ..current import service
-from ..errors import abort_json
+from ..errors import unauthorized
 from ..schemas import ApprovalAnswer, ApprovalBody
 from ..smorest import Blueprint
 
@@ -29,7 +29,7 @@ def authorize_decision() -> None:
     header = request.headers.get(CLIENT_HEADER)
     client = registry().authenticate(header) if header else None
     if header and client is None:
-        abort_json(401, "invalid client token")
+        unauthorized("invalid client token")
     token = request.headers.get(APPROVAL_HEADER) or request.args.get("token")
     service().authorize_decision(job_id, client=client, token=token)
 

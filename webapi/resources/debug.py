@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from ..auth import CLIENT_HEADER, registry
 from ..current import service
-from ..errors import abort_json
+from ..errors import forbidden, unauthorized
 from ..schemas import StatusAnswer
 from ..smorest import Blueprint
 from ..worker_auth import token_cache
@@ -29,9 +29,9 @@ class FlushDb(MethodView):
         """
         client = registry().authenticate(request.headers.get(CLIENT_HEADER))
         if client is None:
-            abort_json(401, f"missing or invalid {CLIENT_HEADER} header")
+            unauthorized(f"missing or invalid {CLIENT_HEADER} header")
         if not client.is_admin:
-            abort_json(403, "this route needs an admin client")
+            forbidden("this route needs an admin client")
         service().flush()
         token_cache().clear()
         return {"status": "db_flushed"}

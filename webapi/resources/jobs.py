@@ -12,7 +12,7 @@ from avtomatika.blueprint import StateMachineBlueprint
 
 from ..auth import current_client
 from ..current import service
-from ..errors import abort_json
+from ..errors import bad_request
 from ..schemas import Accepted, CreateJob, JobListQuery, JobQuery, JobView, StatusAnswer
 from ..smorest import Blueprint
 
@@ -36,11 +36,11 @@ def job_id_param(_converter: Any) -> dict[str, str]:
 def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> Any:
     """Handle `POST` on a blueprint's create route (`body` is a loaded `CreateJob`)."""
     if not request.get_data(cache=True).strip():
-        abort_json(400, "request body must be JSON: the job's initial_data (an object)")
+        bad_request("request body must be JSON: the job's initial_data (an object)")
     key = request.headers.get("Idempotency-Key") or body.pop("idempotency_key", None)
     body.pop("idempotency_key", None)
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
-        abort_json(400, f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        bad_request(f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
     initial_data = body.pop("initial_data")
     job_id = service().create_job(blueprint.name, initial_data, current_client().public(), idempotency_key=key, **body)
     return {"status": "accepted", "job_id": job_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
@@ -27,4 +28,5 @@ class Status(MethodView):
             "storage": "ok" if storage_ok else "unreachable",
             "broker": broker if storage_ok else "unreachable",
         }
-        return {"status": "ok" if storage_ok else "degraded", "checks": checks}, 200 if storage_ok else 503
+        status = HTTPStatus.OK if storage_ok else HTTPStatus.SERVICE_UNAVAILABLE
+        return {"status": "ok" if storage_ok else "degraded", "checks": checks}, status

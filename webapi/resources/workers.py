@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from http import HTTPStatus
 from typing import Any
 
 from flask import Response, current_app
@@ -82,7 +83,7 @@ class NextTask(MethodView):
     def get(self, worker_id: str) -> Any:
         """Long-poll for a task: 200 with the task, or 204 after `WORKER_POLL_TIMEOUT_SECONDS`."""
         task = service().next_task(worker_id)
-        return task if task is not None else Response(status=204)
+        return task if task is not None else Response(status=HTTPStatus.NO_CONTENT)
 
 
 @blp.route("/tasks/result")
