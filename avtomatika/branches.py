@@ -5,8 +5,8 @@ task. Its outcome is recorded atomically beside the job (`record_branch`: the wo
 the branch must still run that attempt), so the branch ledger is the truth. In Redis mode the fan-in is a
 Celery chord: one parked member per branch, completed from the result path with `mark_as_done`, whose body
 runs the aggregator state; in the embedded default the last outcome triggers it. Either way the fan-in is a
-compare-and-set on the job, so the aggregator runs once; the sweep completes members whose completion a
-crash lost and runs a fan-in that never fired.
+compare-and-set on the job, so the aggregator runs once; the sweep runs a fan-in that never fired (a crash
+between taking a parked context and completing its member leaves the chord short, not the fan-in).
 """
 
 from __future__ import annotations
@@ -109,11 +109,9 @@ class BranchEvents:
         return BRANCH_ACCEPTED
 
     def complete(self, job_id: str, branch_id: str, outcome: dict[str, Any], parked: str) -> None:
-        """Complete the branch's parked chord member (a repeat is ignored by Celery's chord counting)."""
-        if not parked:
-            return
-        self.core.scheduler.complete_branch(branch_id, outcome, parked)
-        self.storage.unpark_branch(job_id, branch_id)
+        """Complete the branch's parked chord member, whose context this caller took from storage."""
+        if parked:
+            self.core.scheduler.complete_branch(branch_id, outcome, parked)
 
     def park(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
         """A chord member parks itself; returns the branch's outcome instead when it is already known."""
@@ -151,7 +149,8 @@ class BranchEvents:
             return 0
         results = self.storage.branch_results(job["id"])
         for branch_id, context in self.storage.parked_branches(job["id"]).items():
-            if branch_id in results:
+            if branch_id in results:  # parked after its outcome was recorded: complete it now
+                self.storage.unpark_branch(job["id"], branch_id)
                 self.complete(job["id"], branch_id, results[branch_id], context)
         if len(results) >= int(wait["total"]) and self.aggregate(job["id"], str(wait["group_id"])):
             logger.warning("job %s: the sweep ran a fan-in that had not fired", job["id"])

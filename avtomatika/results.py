@@ -51,6 +51,14 @@ class TaskEvents:
         `lease_expired`: the result is the sweep's TRANSIENT_ERROR for an expired lease, so the worker's own
         result arriving later must be refused as stale.
         """
+        if self.core.scheduler.chords and branch_id_of(task_id):
+            # A fan-in by chord needs no look at the job: the branch's own checks (the lease, the attempt)
+            # are in `record_branch`, and a job that stopped waiting ended its branches' leases.
+            answer = self.branches.accept(
+                {"id": job_id}, task_id, worker_id, result, LEASE_EXPIRED if lease_expired else BRANCH_ACCEPTED
+            )
+            if answer is not None:
+                return answer
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
             if job is None:

@@ -294,7 +294,7 @@ class Orchestrator:
         task: Any = current_task(job) if job is not None else None
         branch = branch_id_of(claim.task_id)
         if job is not None and branch and job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
-            task = self.storage.branch(job["id"], branch)
+            task = claim.branch
             if task is not None and task.get("task_id") == claim.task_id:
                 job = {**job, "status": JobStatus.WAITING_FOR_WORKER.value}  # the branch is what waits
         if (

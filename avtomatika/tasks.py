@@ -59,6 +59,7 @@ class Claim:
     deadline: float
     job: dict[str, Any] | None = None  # the job record, read in the same atomic operation
     remaining: int = 0  # tasks left in the claimed queue
+    branch: dict[str, Any] | None = None  # a fan-out branch's record, read in the same atomic operation
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import httpx
 import redis
 
 from bench.apps.bench_app import BENCH_TOKEN, BENCH_WORKER_TOKEN
-from bench.driver import redis_topology
+from bench.driver import redis_topology, start_profilers, stop_profilers
 from bench.procs import Service, service_env, start_celery_worker
 
 WORKERS = 8
@@ -115,6 +115,7 @@ def fan_out(topology, width: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--profile", action="store_true", help="py-spy every role during the fan-outs")
     args = parser.parse_args()
     results = []
     with (
@@ -124,7 +125,10 @@ def main() -> int:
         floor_url = topology.redis_url.rsplit("/", 1)[0] + "/3"
         for width in args.widths:
             chord_seconds = bare_chord(floor_url, width, Path(logdir))
+            profilers = start_profilers(topology, f"s3-{width}") if args.profile else []
             ours = fan_out(topology, width)
+            if profilers:
+                ours["profiles"] = stop_profilers(profilers)  # type: ignore[assignment]
             results.append(
                 {
                     "width": width,

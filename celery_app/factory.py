@@ -120,7 +120,7 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
         """Run a native task type's function; its outcome goes through the worker result path."""
         return current(engine_key).run_native_task(job_id, task_id, task_type, params)
 
-    @app.task(name="avtomatika.branch", bind=True, ignore_result=False, shared=False)
+    @app.task(name="avtomatika.branch", bind=True, ignore_result=True, shared=False)
     def branch(self: Any, job_id: str, branch_id: str, engine_key: str = "") -> Any:
         """A chord member for one fan-out branch: it parks its request context until the branch's outcome
         is known (the result path completes it with `mark_as_done`), or returns the outcome if it is."""
@@ -128,7 +128,7 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
         outcome = current(engine_key).park_branch(job_id, branch_id, context)
         if outcome is None:
             raise Ignore()
-        return outcome
+        return branch_id  # the outcome is in the branch ledger; the chord only counts
 
     @app.task(name="avtomatika.aggregate", ignore_result=True, shared=False)
     def aggregate(results: Any, job_id: str, group_id: str, engine_key: str = "") -> bool:
@@ -182,7 +182,9 @@ class CeleryStepScheduler:
         chord(header, body).apply_async()
 
     def complete_branch(self, branch_id: str, result: dict[str, Any], context: str) -> None:
-        self.app.backend.mark_as_done(branch_id, result, request=Context(json.loads(context)))
+        # The outcome itself lives in the branch ledger (the fan-in reads it there): the chord only counts,
+        # so the member's value is its id and no result record is stored for it.
+        self.app.backend.mark_as_done(branch_id, branch_id, request=Context(json.loads(context)), store_result=False)
 
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         """(list key, message) of an immediate step, for storage to push atomically; None in embedded mode."""

@@ -310,7 +310,8 @@ class StorageBackend(ABC):
         that attempt; end the lease (remembering `answer`); then record the final `result`, or store
         `next_attempt` (queued with `enqueue`, or leased to Celery with `native_lease`).
 
-        Returns (verdict "ok" / "lease" / "stale", branches done, the parked chord context or "").
+        Returns (verdict "ok" / "lease" / "stale", branches done, the parked chord context or ""); a returned
+        context is taken (deleted): its caller completes the chord member.
         """
 
     @abstractmethod

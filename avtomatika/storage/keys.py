@@ -47,18 +47,17 @@ class Keys:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        # built once: a key is built for nearly every Redis call
+        self._single = {name: f"{prefix}:{name}" for name in SINGLE}
+        self._per_id = {name: f"{prefix}:{name}:" for name in PER_ID}
 
     def __call__(self, name: str, part: str | None = None) -> str:
         """The key `name` (one of `SINGLE`), or `name` of `part` (one of `PER_ID`)."""
         if part is None:
-            if name not in SINGLE:
-                raise KeyError(name)
-            return f"{self.prefix}:{name}"
-        if name not in PER_ID:
-            raise KeyError(name)
+            return self._single[name]
         if name == "job":
             return f"{self.prefix}:job:{{{part}}}"
-        return f"{self.prefix}:{name}:{part}"
+        return self._per_id[name] + part
 
     @property
     def pattern(self) -> str:

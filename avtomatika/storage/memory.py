@@ -310,7 +310,10 @@ class MemoryStorage(StorageBackend):
             job = None
             if entry is not None:
                 job = unpack_job(entry[1], job_id, entry[0])
-            return Claim(task_id, job_id, task_type, worker_id, deadline, job, len(self._queues[queue]))
+            branch_id, tilde, _ = task_id.rpartition("~")
+            record = self._branches.get(job_id, {}).get(branch_id) if tilde else None
+            branch = dict(loads(record)) if record else None
+            return Claim(task_id, job_id, task_type, worker_id, deadline, job, len(self._queues[queue]), branch)
 
     def get_lease(self, task_id: str) -> Lease | None:
         with self._lock:
@@ -535,7 +538,7 @@ class MemoryStorage(StorageBackend):
                     self._apply(Enqueue(enqueue))
                 if native_lease is not None:
                     self._apply(GrantLease(native_lease))
-            parked = self._parked.get(job_id, {}).get(branch_id, "") if result is not None else ""
+            parked = self._parked.get(job_id, {}).pop(branch_id, "") if result is not None else ""
             self._changed.notify_all()
             return "ok", len(self._branch_results[job_id]), parked
 

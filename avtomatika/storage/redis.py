@@ -276,7 +276,8 @@ class RedisStorage(StorageBackend):
         job: Job | None = None
         if doc:
             job = unpack_job(doc, job_id, int(seq))
-        return Claim(task_id, job_id, task_type, worker_id, float(deadline), job, int(found[6]))
+        branch = dict(loads(found[7])) if len(found) > 7 and found[7] else None
+        return Claim(task_id, job_id, task_type, worker_id, float(deadline), job, int(found[6]), branch)
 
     def get_lease(self, task_id: str) -> Lease | None:
         fields = self.client.hgetall(self.key("lease", task_id))

@@ -83,4 +83,8 @@ if left > 0 and redis.call('HGET', K.classes(p, best_type), best_queue) == '' th
   end
   left = 0
 end
-return {task, job, best_type, tostring(deadline), record[1] or '', record[2] or '', left}
+-- a fan-out branch's record comes along (its task id is `<branch id>~<attempt>`)
+local branch = ''
+local tilde = string.find(task, '~', 1, true)
+if tilde then branch = redis.call('HGET', K.branches(p, job), string.sub(task, 1, tilde - 1)) or '' end
+return {task, job, best_type, tostring(deadline), record[1] or '', record[2] or '', left, branch}

@@ -28,6 +28,11 @@ else
     redis.call('SADD', K.wtasks(p, 'celery'), ARGV[14])
   end
 end
+-- the parked chord context goes to this caller, who completes the member (a crash before that leaves the
+-- fan-in to the sweep, which runs it from the recorded outcomes)
 local parked = ''
-if ARGV[7] ~= '' then parked = redis.call('HGET', K.parked(p, job), branch) or '' end
+if ARGV[7] ~= '' then
+  parked = redis.call('HGET', K.parked(p, job), branch) or ''
+  if parked ~= '' then redis.call('HDEL', K.parked(p, job), branch) end
+end
 return {'ok', redis.call('HLEN', K.branch_results(p, job)), parked}
