@@ -121,12 +121,10 @@ class BranchEvents:
         """The fan-in: once every branch has its outcome, run the aggregator state with all of them in
         `aggregation_results` (branch id -> outcome). A compare-and-set: it happens once per fan-out."""
         for _ in range(ATTEMPTS):
-            job = self.storage.get_job(job_id)
-            wait = wait_of(job, "branches") if job is not None else None
-            if job is None or wait is None or wait.get("group_id") != group_id:
+            found = self.core.load_waiting(job_id, "branches", JobStatus.WAITING_FOR_PARALLEL_TASKS, group_id=group_id)
+            if found is None:
                 return False
-            if job["status"] != JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
-                return False
+            job, wait = found
             results = self.storage.branch_results(job_id)
             if len(results) < int(wait["total"]):
                 return False

@@ -422,16 +422,27 @@ class OrchestratorCore:
         changes.after.append(lambda: self.hooks.job_created(created))
         return _Move("stop", changes=changes)
 
+    def load_waiting(
+        self, job_id: str, kind: str, status: JobStatus, **match: Any
+    ) -> tuple[Job, dict[str, Any]] | None:
+        """The job and its wait record if it is in `status`, waiting for `kind` with these fields, else None
+        (the event that asked came too late: the job moved on)."""
+        job = self.storage.get_job(job_id)
+        wait = wait_of(job, kind) if job is not None else None
+        if job is None or wait is None or job["status"] != status.value:
+            return None
+        if any(wait.get(name) != value for name, value in match.items()):
+            return None
+        return job, wait
+
     def resume_parent(self, child_id: str, parent_id: str) -> bool:
         """Resume the parent waiting for this child, once the child is terminal (idempotent: a parent that
         no longer waits for it is left alone). True when this call resumed it."""
         for _ in range(16):
-            parent = self.storage.get_job(parent_id)
-            wait = wait_of(parent, "child") if parent is not None else None
-            if parent is None or wait is None or wait.get("child_id") != child_id:
+            found = self.load_waiting(parent_id, "child", JobStatus.WAITING_FOR_SUB_JOB, child_id=child_id)
+            if found is None:
                 return False
-            if parent["status"] != JobStatus.WAITING_FOR_SUB_JOB.value:
-                return False
+            parent, wait = found
             child = self.storage.get_job(child_id)
             if child is not None and not JobStatus(child["status"]).is_terminal:
                 return False
