@@ -108,8 +108,9 @@ def _valid_error(error: Any) -> bool:
 
 def _checked(result: TaskResult) -> TaskResult:
     try:
-        # Same settings as httpx's JSON encoder, so what passes here is what gets sent.
-        json.dumps(result.to_payload(), ensure_ascii=False, allow_nan=False)
+        # Same settings as httpx's JSON encoder (which then encodes to UTF-8), so what passes here is what gets
+        # sent: a lone surrogate (from `os.fsdecode`, say) fails here, not in the middle of the request.
+        json.dumps(result.to_payload(), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         return failure(f"result is not JSON-serializable: {exc}", ErrorCode.PERMANENT)
     return result

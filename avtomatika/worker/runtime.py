@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -348,6 +349,8 @@ class WorkerRuntime:
             self.busy_slots.add(slot)
             try:
                 await self.process(payload)
+            except Exception:  # a bug on this side must not kill the slot: it would never poll again
+                logger.exception("task %s could not be processed; the slot polls on", payload.get("task_id"))
             finally:
                 self.busy_slots.discard(slot)
 
@@ -382,6 +385,12 @@ class WorkerRuntime:
     async def report(self, task: Task, result: TaskResult) -> None:
         """POST the result, retrying while the orchestrator is unreachable; 409 and other 4xx are not retried."""
         body = result_body(task.job_id, task.task_id, self.worker.worker_id, result)
+        try:  # what the orchestrator would refuse (400) is reported as the handler's failure instead
+            json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as exc:
+            logger.error("task %s: the handler's result is not valid JSON (%s); reporting a failure", task.task_id, exc)
+            invalid = failure(f"the handler's result is not valid JSON: {str(exc)[:200]}", ErrorCode.PERMANENT)
+            body = result_body(task.job_id, task.task_id, self.worker.worker_id, invalid)
         failures = 0
         while True:
             try:

@@ -319,3 +319,28 @@ def test_progress_without_websocket_is_dropped(stub: StubOrchestrator) -> None:
     run(scenario)
     assert stub.results[0]["result"] == {"status": "success", "data": {"ok": True}}
     assert stub.progress == []
+
+
+@pytest.mark.parametrize("bad", ["\udcff", float("nan")], ids=["lone_surrogate", "nan"])
+def test_a_result_that_is_not_json_is_reported_as_a_failure_and_the_slot_polls_on(stub: StubOrchestrator, bad) -> None:
+    """`os.fsdecode` can give a lone surrogate: it used to kill the poll slot for good (issue 9, #4)."""
+    worker = make_worker(stub.url, concurrency=1)
+
+    @worker.task("path")
+    async def path(params: dict[str, Any]) -> dict[str, Any]:
+        return {"path": bad} if params.get("bad") else {"path": "ok"}
+
+    async def scenario() -> None:
+        await worker.start()
+        stub.add_task("path", {"bad": True}, task_id="t-bad", job_id="j1")
+        await until(stub, lambda: len(stub.results) == 1)
+        stub.add_task("path", {}, task_id="t-good", job_id="j2")
+        await until(stub, lambda: len(stub.results) == 2)
+        await worker.stop()
+
+    run(scenario)
+    (bad_result,) = results_for(stub, "t-bad")
+    assert bad_result["result"]["status"] == "failure"
+    assert bad_result["result"]["error"]["code"] == "PERMANENT_ERROR"
+    assert "JSON" in bad_result["result"]["error"]["message"]
+    assert results_for(stub, "t-good")[0]["result"] == {"status": "success", "data": {"path": "ok"}}
