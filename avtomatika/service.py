@@ -345,16 +345,35 @@ class Orchestrator:
         return self.core.run_step(job_id, seq)
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
-        """Run a native task type's function and report its outcome; returns the answer or why it was refused."""
-        job = self.storage.get_job(job_id)
-        task = current_task(job) if job is not None else None
-        attempt = task.get("attempt", 1) if task else 1
-        available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
-        outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
+        """Run a native task type's function and report its outcome; returns the answer or why it did not run.
+
+        A native task runs at most once at a time: it runs only while Celery holds its lease (the job still
+        waits for this attempt) and under a lock for the lease's lifetime, so a redelivery of a long task's
+        message (after the broker's visibility timeout) does not start it again. A lost message is not
+        redelivered on purpose: the lease expires and the attempt is retried with a new task id.
+        """
+        lease = self.storage.get_lease(task_id)
+        if lease is None or lease.worker_id != NATIVE_WORKER:
+            return "not run: the attempt is over (its lease ended)"
+        token = uuid.uuid4().hex
+        lock = f"native:{task_id}"
+        if not self.storage.acquire_lock(lock, token, max(lease.deadline - time.time(), 1.0)):
+            return "not run: this attempt is already running"
         try:
-            return self.events.accept_result(job_id, task_id, NATIVE_WORKER, outcome.to_payload())
-        except AvtomatikaError as exc:  # the job moved on (cancelled, timed out) or is gone
-            return exc.message
+            job = self.storage.get_job(job_id)
+            task = current_task(job) if job is not None else None
+            branch = branch_id_of(task_id)
+            if branch and job is not None:
+                task = self.storage.branch(job_id, branch)  # type: ignore[assignment]
+            attempt = task.get("attempt", 1) if task else 1
+            available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
+            outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
+            try:
+                return self.events.accept_result(job_id, task_id, NATIVE_WORKER, outcome.to_payload())
+            except AvtomatikaError as exc:  # the job moved on (cancelled, timed out) or is gone
+                return exc.message
+        finally:
+            self.storage.release_lock(lock, token)
 
     def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
         """A fan-out's chord member parks itself (see `BranchEvents.park`)."""

@@ -171,6 +171,22 @@ def sum_up(aggregation_results, state_history, actions):
     actions.transition_to("finished")
 
 
+sleepy_native = StateMachineBlueprint("sleepy_native", api_version="v1", api_endpoint="jobs/sleepy_native")
+
+
+@sleepy_native.handler_for("start", is_start=True)
+def dispatch_sleepy(initial_data, actions):
+    actions.dispatch_task("sleepy", dict(initial_data), {"success": "finished"}, timeout_seconds=60)
+
+
+def sleepy(params, task_id):
+    """A long native task that logs each run (tests count concurrent runs)."""
+    with open(params["log"], "a") as handle:
+        handle.write(f"{task_id} {time.time()}\n")
+    time.sleep(params["seconds"])
+    return {"slept": params["seconds"]}
+
+
 def double(params, attempt):
     """A native task type: runs as a Celery task, no HTTP worker involved."""
     if params["value"] < 0:
@@ -201,6 +217,7 @@ ALL = (
     test_suite,
     thumbnails,
     native_fan,
+    sleepy_native,
 )
 
 
@@ -214,6 +231,7 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
     for blueprint in ALL:
         built.register_blueprint(blueprint)
     built.task_type("double")(double)
+    built.task_type("sleepy")(sleepy)
     return built
 
 

@@ -111,3 +111,16 @@ def test_stalled_job_is_recovered_by_the_sweep(isolated):
     view = orchestrator.wait(job_id, timeout=20)
     assert view["status"] == "finished"
     engine.storage.close()
+
+
+def test_a_native_task_longer_than_the_visibility_timeout_runs_once(isolated, tmp_path):
+    """The broker redelivers a long task's message after its visibility timeout (4 s here): the redelivery
+    must not start the task again while it runs (issue 9, #2)."""
+    orchestrator, worker, _ = isolated
+    worker(name="natives", concurrency=2)
+    log = tmp_path / "native-runs.log"
+    job_id = orchestrator.create("/api/v1/jobs/sleepy_native", {"log": str(log), "seconds": 7})
+    done = orchestrator.wait(job_id, timeout=60)
+    assert done["status"] == "finished" and done["state_history"]["slept"] == 7
+    time.sleep(5)  # a redelivery after the end would show up by now
+    assert len(log.read_text().splitlines()) == 1
