@@ -70,7 +70,7 @@ class Topology:
 def redis_topology(
     logdir: Path, *, pool: str = "threads", concurrency: int = 4, worker_loglevel: str = "WARNING",
     app: str = APP, experiments: str = "", worker_connections: int = 1000, env_extra: dict[str, str] | None = None,
-    worker_events: bool = False,
+    worker_events: bool = False, api_workers: int = 1,
 ) -> Iterator[Topology]:  # fmt: skip
     """redis-server + API (gunicorn gevent, 1 worker) + one Celery worker process.
 
@@ -92,7 +92,7 @@ def redis_topology(
         services.append(worker)
         port = free_port()
         api_args = [
-            str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}",
+            str(BIN / "gunicorn"), "-k", "gevent", "-w", str(api_workers), "-b", f"127.0.0.1:{port}",
             "--graceful-timeout", "2", "--worker-connections", str(worker_connections), "webapi.wsgi:app",
         ]  # fmt: skip
         api = Service("api", api_args, env, logdir)
@@ -107,7 +107,7 @@ def redis_topology(
                 "pool": pool,
                 "concurrency": concurrency,
                 "worker_loglevel": worker_loglevel,
-                "api": "gunicorn gevent -w 1",
+                "api": f"gunicorn gevent -w {api_workers}",
                 "worker_events": worker_events or "events" in experiments,
                 "experiments": experiments,
                 **({"app": app} if app != APP else {}),

@@ -1,10 +1,13 @@
 """Scenario S3: fan-out / fan-in in the production topology, against a bare Celery chord in the same run.
 
 One job fans out to W branches served by 8 HTTP workers (threads speaking the worker protocol: register,
-long-poll, result). The figure is the time from the create request to the job's end (the aggregator ran),
-next to a bare Celery chord of W no-op tasks (apply to body) through the same redis-server and a Celery
-worker of the same size. Redis bytes per branch: `used_memory_dataset` growth once every branch is queued,
-before any worker takes one, divided by W.
+long-poll, result), in the production topology: the API under gunicorn gevent with deploy/gunicorn.conf.py's
+2 workers (`--api-workers`), one prefork Celery worker of 2. The figure is the time from the create request
+to the job's end (the aggregator ran), next to a bare Celery chord of W no-op tasks (apply to body) through
+the same redis-server and a Celery worker of the same size. Redis bytes per branch: `MEMORY USAGE` of the
+fan-out's branch records and queue once every branch is queued, before any worker takes one, divided by W
+(the growth of `used_memory_dataset` is shown beside it; it also counts the chord's messages, and is
+disturbed by memory a previous width's fan-in freed).
 
     .venv/bin/python -m bench.s3_fanout --widths 1000 10000
 """
@@ -97,6 +100,12 @@ def fan_out(topology, width: int) -> dict[str, float]:
             time.sleep(0.01)
         dispatched = time.monotonic() - started
         queued = int(client.info("memory")["used_memory_dataset"])
+        # what this fan-out holds per branch while every branch waits: its records and its queue entries
+        prefix = "avtomatika"
+        held = sum(
+            int(client.memory_usage(key, samples=0) or 0)
+            for key in (f"{prefix}:branches:{job_id}", f"{prefix}:queue:{task_type}")
+        )
         threads = serve(topology.base, task_type, width)
         view = http.get(f"/api/v1/jobs/{job_id}", params={"wait": 60}).json()
         while view["status"] not in ("finished", "failed", "quarantined", "cancelled"):
@@ -108,7 +117,8 @@ def fan_out(topology, width: int) -> dict[str, float]:
     return {
         "seconds_create_to_end": round(elapsed, 2),
         "seconds_to_dispatch": round(dispatched, 2),
-        "redis_bytes_per_branch": round((queued - before) / width),
+        "redis_bytes_per_branch": round(held / width),
+        "used_memory_dataset_growth_per_branch": round((queued - before) / width),
     }
 
 
@@ -116,6 +126,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--profile", action="store_true", help="py-spy every role during the fan-outs")
+    parser.add_argument(
+        "--api-workers", type=int, default=2, help="gunicorn workers (deploy/gunicorn.conf.py's default: 2)"
+    )
     args = parser.parse_args()
     results = []
     with (
@@ -137,7 +150,8 @@ def main() -> int:
                     "ratio_to_bare_chord": round(ours["seconds_create_to_end"] / chord_seconds, 2),
                 }
             )
-    print(json.dumps({"scenario": "S3 fan-out", "http_workers": WORKERS, "results": results}, indent=2))
+    summary = {"scenario": "S3 fan-out", "http_workers": WORKERS, "api_workers": args.api_workers, "results": results}
+    print(json.dumps(summary, indent=2))
     return 0
 
 
