@@ -13,7 +13,7 @@ from .core import OrchestratorCore
 from .errors import ConflictError, InvalidDecision, JobNotFound, NotWaiting
 from .job import Job, JobStatus
 from .notifiers import approval_token
-from .transitions import enter_state, fail
+from .transitions import fail
 from .waits import wait_of
 
 ATTEMPTS = 16
@@ -69,11 +69,5 @@ class ApprovalEvents:
         return 1 if self.core.commit(job, seq) == "ok" else 0
 
     def _apply(self, job: Job, target: str, cause: str) -> bool:
-        seq = job["seq"]
-        blueprint = self.core.blueprints.get(job["blueprint_name"])
-        if blueprint is None:
-            fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
-        else:
-            job["state_history"].setdefault("approvals", []).append({"cause": cause, "at": time.time()})
-            enter_state(job, blueprint, target, self.core.config, cause=cause)
-        return self.core.commit(job, seq, next_step=0.0) == "ok"
+        job["state_history"].setdefault("approvals", []).append({"cause": cause, "at": time.time()})
+        return self.core.move_on(job, target, cause)

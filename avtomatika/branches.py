@@ -21,7 +21,6 @@ from .job import Job, JobStatus
 from .ops import EndLease, NotifyCancel, Withdraw
 from .outcomes import INVALID_INPUT_ERROR, PERMANENT_ERROR
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
-from .transitions import enter_state, fail
 from .waits import wait_of
 
 logger = logging.getLogger(__name__)
@@ -128,14 +127,8 @@ class BranchEvents:
             results = self.storage.branch_results(job_id)
             if len(results) < int(wait["total"]):
                 return False
-            seq = job["seq"]
             job["aggregation_results"] = results
-            blueprint = self.core.blueprints.get(job["blueprint_name"])
-            if blueprint is None:
-                fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
-            else:
-                enter_state(job, blueprint, wait["aggregate_into"], self.config, cause="fan-in")
-            if self.core.commit(job, seq, next_step=0.0) == "ok":
+            if self.core.move_on(job, wait["aggregate_into"], "fan-in"):
                 self.storage.drop_branches(job_id)
                 return True
         return False
@@ -160,10 +153,9 @@ class BranchEvents:
         (the job is cancelled or timed out)."""
         ops: list[Any] = []
         done = self.storage.branch_results(job["id"])
-        for branch_id, record in self.storage.branch_records(job["id"]).items():
-            if branch_id in done:
-                continue
-            lease = self.storage.get_lease(record["task_id"])
+        running = [r for b, r in self.storage.branch_records(job["id"]).items() if b not in done]
+        leases = self.storage.get_leases([r["task_id"] for r in running])  # one round trip, not one per branch
+        for record, lease in zip(running, leases, strict=True):
             if lease is not None:
                 ops.append(EndLease(record["task_id"], answer))
                 if lease.worker_id != NATIVE_WORKER:

@@ -36,6 +36,8 @@ class Wiring:
         """The application service on the registry's storage, scheduling steps through Celery."""
         if self._service is None:
             self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry))
+            # completion webhooks subscribe to job ends once per engine (a second service would post twice)
+            self.registry.hooks.add(self._service.webhooks)
         return self._service
 
     def wsgi_app(self) -> Any:

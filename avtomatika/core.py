@@ -422,6 +422,20 @@ class OrchestratorCore:
         changes.after.append(lambda: self.hooks.job_created(created))
         return _Move("stop", changes=changes)
 
+    def move_on(self, job: Job, target: str | None, cause: str, *, otherwise: str = "") -> bool:
+        """An event answered a waiting job: enter `target` (or fail the job with `otherwise` when there is no
+        target, or when its blueprint is not registered here) and commit, compare-and-set on the job's `seq`,
+        with the next step at once. True when this commit won."""
+        seq = job["seq"]
+        blueprint = self.blueprints.get(job["blueprint_name"])
+        if blueprint is None:
+            fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
+        elif target is None:
+            fail(job, otherwise)
+        else:
+            enter_state(job, blueprint, target, self.config, cause=cause)
+        return self.commit(job, seq, next_step=0.0) == "ok"
+
     def load_waiting(
         self, job_id: str, kind: str, status: JobStatus, **match: Any
     ) -> tuple[Job, dict[str, Any]] | None:
@@ -446,20 +460,11 @@ class OrchestratorCore:
             child = self.storage.get_job(child_id)
             if child is not None and not JobStatus(child["status"]).is_terminal:
                 return False
-            seq = parent["seq"]
             result = child_result(child, child_id)
             parent["state_history"].setdefault("sub_job_results", {})[child_id] = result
-            target = wait["transitions"].get(outcome_key(result))
-            blueprint = self.blueprints.get(parent["blueprint_name"])
-            if target is None or blueprint is None:
-                fail(
-                    parent,
-                    f"child job {child_id} ended {result['status']} and run_blueprint has no "
-                    f"{outcome_key(result)!r} transition",
-                )
-            else:
-                enter_state(parent, blueprint, target, self.config, cause=f"child job outcome {outcome_key(result)!r}")
-            if self.commit(parent, seq, next_step=0.0) == "ok":
+            key = outcome_key(result)
+            missing = f"child job {child_id} ended {result['status']} and run_blueprint has no {key!r} transition"
+            if self.move_on(parent, wait["transitions"].get(key), f"child job outcome {key!r}", otherwise=missing):
                 return True
         return False
 

@@ -59,6 +59,10 @@ class TaskEvents:
             )
             if answer is not None:
                 return answer
+            late = self.storage.get_job(job_id)  # not accepted: answer as for any late result
+            if late is None:
+                raise JobNotFound("job not found", job_id=job_id)
+            return self._late(late, task_id, worker_id)
         for _ in range(ATTEMPTS):
             job = self.storage.get_job(job_id)
             if job is None:

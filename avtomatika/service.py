@@ -60,7 +60,6 @@ class Orchestrator:
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
-        registry.hooks.add(self.webhooks)
         self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
         self._worker_tokens: dict[str, str] | None = None
 
@@ -291,18 +290,13 @@ class Orchestrator:
     def _task_payload(self, claim: Claim) -> dict[str, Any] | None:
         """The task a claim handed out, or None when its job moved on meanwhile (the lease is then dropped)."""
         job = claim.job
-        task: Any = current_task(job) if job is not None else None
-        branch = branch_id_of(claim.task_id)
-        if job is not None and branch and job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
-            task = claim.branch
-            if task is not None and task.get("task_id") == claim.task_id:
-                job = {**job, "status": JobStatus.WAITING_FOR_WORKER.value}  # the branch is what waits
-        if (
-            job is None
-            or task is None
-            or task.get("task_id") != claim.task_id
-            or job["status"] != JobStatus.WAITING_FOR_WORKER.value
-        ):
+        task: Any = None
+        if job is not None and branch_id_of(claim.task_id):  # a fan-out branch: its record waits, not the job
+            if job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
+                task = claim.branch
+        elif job is not None and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
+            task = current_task(job)
+        if job is None or task is None or task.get("task_id") != claim.task_id:
             self.storage.drop_lease(claim.task_id)
             return None
         return {

@@ -154,6 +154,10 @@ class StorageBackend(ABC):
     def get_lease(self, task_id: str) -> Lease | None:
         """The live lease of a task, or None."""
 
+    def get_leases(self, task_ids: list[str]) -> list[Lease | None]:
+        """The leases of several tasks, in order (backends override it with one round trip)."""
+        return [self.get_lease(task_id) for task_id in task_ids]
+
     @abstractmethod
     def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
         """Leases whose expiry is before `now` (the sweep turns them into TRANSIENT_ERROR failures)."""

@@ -283,6 +283,12 @@ class RedisStorage(StorageBackend):
         fields = self.client.hgetall(self.key("lease", task_id))
         return self._lease(task_id, fields)
 
+    def get_leases(self, task_ids: list[str]) -> list[Lease | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.key("lease", task_id))
+        return [self._lease(t, f) for t, f in zip(task_ids, pipe.execute(), strict=True)]
+
     @staticmethod
     def _lease(task_id: str, fields: dict[bytes, bytes]) -> Lease | None:
         if not fields:
