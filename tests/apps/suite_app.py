@@ -10,6 +10,8 @@ import time
 
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
+from avtomatika.hooks import Hooks
+from avtomatika.job import Job
 from avtomatika.storage import MemoryStorage
 from blueprints.approval import moderation, strict
 from blueprints.children import build, release, test_suite
@@ -221,6 +223,30 @@ ALL = (
 )
 
 
+class CommitProbe(Hooks):
+    """Test-only hook (enabled by env vars in worker processes): logs every committed state and job end to
+    `AVTOMATIKA_TEST_COMMIT_LOG`, one line per event from any process, so crash tests count what was applied;
+    with `AVTOMATIKA_TEST_HANG_AFTER=<state>` it blocks after that state's commit (before the Celery ack) so a
+    test can kill -9 the worker there."""
+
+    def __init__(self, log: str, hang_after: str) -> None:
+        self.log = log
+        self.hang_after = hang_after
+
+    def _write(self, line: str) -> None:
+        with open(self.log, "a") as handle:
+            handle.write(line + "\n")
+
+    def state_finished(self, job: Job, state: str, duration: float) -> None:
+        self._write(f"{job['id']} state {state} {os.getpid()}")
+        if state == self.hang_after:
+            self._write(f"{job['id']} hung {state} {os.getpid()}")
+            time.sleep(3600)
+
+    def job_ended(self, job: Job) -> None:
+        self._write(f"{job['id']} ended {job['status']} {os.getpid()}")
+
+
 def build_engine(storage=None, config=None) -> OrchestratorEngine:
     """An engine with every test blueprint; clients A and B plus an admin come from CLIENTS_CONFIG_PATH."""
     config = config or Config()
@@ -232,6 +258,10 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
         built.register_blueprint(blueprint)
     built.task_type("double")(double)
     built.task_type("sleepy")(sleepy)
+    if os.environ.get("AVTOMATIKA_TEST_COMMIT_LOG"):
+        built.hooks.add(
+            CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", ""))
+        )
     return built
 
 
