@@ -208,17 +208,17 @@ def test_lock_acquire_and_release(storage):
 
 
 def test_lock_expires(storage):
-    assert storage.acquire_lock("tick", "token-a", 0.1)
-    assert storage.acquire_lock("tick", "token-b", 0.1) is False
-    time.sleep(0.15)
+    assert storage.acquire_lock("tick", "token-a", 1)
+    assert storage.acquire_lock("tick", "token-b", 1) is False
+    time.sleep(1.05)
     assert storage.acquire_lock("tick", "token-b", 30) is True
     assert storage.release_lock("tick", "token-a") is False  # a's lease is over; b holds the lock
     assert storage.acquire_lock("tick", "token-c", 30) is False
 
 
 def test_release_after_expiry_fails(storage, request):
-    assert storage.acquire_lock("tick", "token-a", 0.1)
-    time.sleep(0.15)
+    assert storage.acquire_lock("tick", "token-a", 1)
+    time.sleep(1.05)
     assert storage.release_lock("tick", "token-a") is False
 
 

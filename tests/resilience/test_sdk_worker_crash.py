@@ -3,8 +3,6 @@ worker completes the task, and the job finishes exactly once."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.conftest import Orchestrator
@@ -60,7 +58,6 @@ def test_killed_sdk_worker_lease_expires_and_other_worker_finishes(redis_url, tm
         job_id = orchestrator.create("/api/v1/jobs/crash", {"log": str(log)})
         wait_until(lambda: log.exists() and "sdk-doomed attempt=1" in log.read_text(), 30, what="first attempt")
         doomed.kill()
-        killed_at = time.monotonic()
         sdk_worker("sdk-survivor")
         view = orchestrator.wait(job_id, timeout=60)
         assert view["status"] == "finished", view
@@ -69,7 +66,6 @@ def test_killed_sdk_worker_lease_expires_and_other_worker_finishes(redis_url, tm
         assert view["retry_count"] == 0
         runs = log.read_text().split("\n")
         assert [r for r in runs if r] == ["sdk-doomed attempt=1", "sdk-survivor attempt=2"]
-        assert time.monotonic() - killed_at < 30
     finally:
         for proc in workers:
             proc.stop()

@@ -80,7 +80,7 @@ def test_worker_killed_mid_step_job_finishes_once(isolated, tmp_path):
     orchestrator, worker, _ = isolated
     first = worker(name="doomed", concurrency=1)
     log = tmp_path / "runs.log"
-    job_id = orchestrator.create("/api/v1/jobs/slow", {"sleep": 3, "log": str(log)})
+    job_id = orchestrator.create("/api/v1/jobs/slow", {"sleep": 1.5, "log": str(log)})  # inside the 4 s visibility
     wait_until(lambda: len(_runs(log)) == 1, 20, what="the handler to start")
     first.kill()  # SIGKILL to the whole worker: main process and pool child
     assert first.popen.returncode == -signal.SIGKILL

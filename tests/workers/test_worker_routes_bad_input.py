@@ -7,7 +7,6 @@ or the job and its lease (results; the lease still works afterwards).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -335,6 +334,4 @@ def test_heartbeat_of_unknown_worker_is_404(orchestrator):
 def test_poll_of_unregistered_worker_is_404_at_once(orchestrator):
     worker_id = unique("ghost")
     with httpx.Client(base_url=orchestrator.base, headers={"X-Worker-Token": GLOBAL_WORKER_TOKEN}) as http:
-        started = time.monotonic()
-        is_json_error(http.get(f"/_worker/workers/{worker_id}/tasks/next"), 404)
-        assert time.monotonic() - started < 1.0  # not after a long-poll
+        is_json_error(http.get(f"/_worker/workers/{worker_id}/tasks/next"), 404)  # a long-poll would end in 204
