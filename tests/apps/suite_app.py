@@ -131,6 +131,26 @@ def tasks_done(state_history):
     state_history["finished_by"] = "done"
 
 
+outcomes = StateMachineBlueprint("outcomes", api_version="v1", api_endpoint="jobs/outcomes")
+
+
+@outcomes.handler_for("start", is_start=True)
+def dispatch_with_transitions(initial_data, actions):
+    """The transitions come from the client, so one blueprint covers every row of the outcome table."""
+    actions.dispatch_task(initial_data["task_type"], {}, initial_data["transitions"])
+
+
+@outcomes.handler_for("after_cancel")
+def after_cancel(state_history, actions):
+    state_history["cancel_handled"] = True
+    actions.transition_to("done")
+
+
+@outcomes.handler_for("done", is_end=True)
+def outcomes_done(state_history):
+    state_history["finished_by"] = "done"
+
+
 no_failure = StateMachineBlueprint("no_failure", api_version="v1", api_endpoint="jobs/no_failure")
 
 
@@ -207,6 +227,7 @@ ALL = (
     slow,
     looping,
     tasks,
+    outcomes,
     no_failure,
     native,
     crash,
@@ -251,7 +272,8 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
     """An engine with every test blueprint; clients A and B plus an admin come from CLIENTS_CONFIG_PATH."""
     config = config or Config()
     config.JOB_RETRY_BASE_SECONDS = 0.05
-    config.TASK_RETRY_BASE_SECONDS = 0.05
+    if "TASK_RETRY_BASE_SECONDS" not in os.environ:  # tests of the real backoff set it
+        config.TASK_RETRY_BASE_SECONDS = 0.05
     config.MAX_TRANSITIONS_PER_JOB = 50
     built = OrchestratorEngine(storage or MemoryStorage(), config)
     for blueprint in ALL:

@@ -2,7 +2,7 @@
 kept alive by heartbeats, worker-record expiry, `dispatch_timeout` and `result_timeout`.
 
 Settings: WORKER_HEALTH_CHECK_INTERVAL_SECONDS=1 (so the worker TTL and a lease's expiry are 2 s) and
-WATCHER_INTERVAL_SECONDS=1; every wait below is bounded by those plus a margin for a loaded machine.
+WATCHER_INTERVAL_SECONDS=1, TASK_RETRY_BASE_SECONDS=1; every wait below is bounded by those plus a margin for a loaded machine.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def timed(redis_url, tmp_path_factory) -> Iterator[Orchestrator]:
         CLIENT_TOKEN="t" * 32,
         WORKER_HEALTH_CHECK_INTERVAL_SECONDS="1",
         WATCHER_INTERVAL_SECONDS="1",
+        TASK_RETRY_BASE_SECONDS="1",  # the suite's apps use 0.05 unless this is set
     )
     api, base = start_api(env)
     celery = start_celery_worker(env, name="timers", concurrency=1)
@@ -128,6 +129,26 @@ def test_a_worker_record_expires_without_heartbeats(timed):
     assert time.monotonic() - registered >= TTL * 0.9
     answer = worker.heartbeat()
     assert answer.status_code == 404 and answer.json()["error"] == "unknown worker: register first"
+    worker.close()
+
+
+def test_task_retries_back_off_exponentially(timed):
+    """After attempt n fails with TRANSIENT_ERROR the next attempt is queued after 0.5–1 × base × 2^(n-1)."""
+    task_type = unique("backoff")
+    worker = HttpWorker(timed.base, supported_tasks=[task_type])
+    assert worker.register().status_code == 200
+    job_id = _task_job(timed, task_type)
+    task = worker.poll_until()
+    for attempt, at_least in ((1, 0.5), (2, 1.0)):
+        error = {"code": "TRANSIENT_ERROR", "message": f"try {attempt}"}
+        failed_at = time.monotonic()
+        assert worker.result(task, status="failure", error=error).status_code == 200
+        task = worker.poll_until(attempts=10)
+        assert task["attempt"] == attempt + 1
+        assert time.monotonic() - failed_at >= at_least * 0.95
+    assert worker.result(task, status="success").status_code == 200
+    view = timed.wait(job_id)
+    assert view["status"] == "finished" and view["retry_count"] == 0
     worker.close()
 
 

@@ -581,3 +581,14 @@ def test_transitions_from_results_count_against_the_limit_too():
     job["transitions"] = 3
     apply_result(job, {"status": "success"}, bp, h.engine.config)
     assert job["status"] == "failed" and "MAX_TRANSITIONS_PER_JOB (3)" in job["error_message"]
+
+
+def test_task_retry_delay_doubles_with_jitter_and_is_capped():
+    from avtomatika.outcomes import retry_delay
+
+    for attempt in range(1, 12):
+        ceiling = min(2.0 ** (attempt - 1), 60.0)
+        delays = [retry_delay(attempt, 1.0) for _ in range(200)]
+        assert all(ceiling * 0.5 <= d <= ceiling for d in delays), (attempt, min(delays), max(delays))
+        assert max(delays) - min(delays) > ceiling * 0.1  # jittered, not one fixed value
+    assert retry_delay(30, 0.05) <= 3.0  # 60 × base

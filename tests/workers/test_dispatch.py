@@ -332,3 +332,32 @@ def test_job_view_shows_the_current_task_while_waiting(orchestrator):
     w.result(task, status="success")
     done = orchestrator.wait(job_id)
     assert not {"task_id", "task_type", "worker_id"} & set(done)
+
+
+# -- availability: draining, offline, max_concurrent_tasks -------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["draining", "offline"])
+def test_a_draining_or_offline_worker_gets_no_task(orchestrator, status):
+    task_type = unique(status)
+    job_id = queued_job(orchestrator, task_type)
+    w = worker(orchestrator, task_type)
+    assert w.heartbeat({"status": status}).status_code == 200
+    code, task, _ = raw_poll(w)
+    assert (code, task) == (204, None)
+    assert view(orchestrator, job_id)["status"] == "waiting_for_worker"
+    assert w.heartbeat({"status": "idle"}).status_code == 200
+    assert w.poll_until()["job_id"] == job_id
+
+
+def test_a_worker_at_max_concurrent_tasks_gets_no_more(orchestrator):
+    task_type = unique("slots")
+    first, second = queued_job(orchestrator, task_type), queued_job(orchestrator, task_type)
+    w = worker(orchestrator, task_type, resources={"max_concurrent_tasks": 1})
+    task = w.poll_until()
+    assert task["job_id"] == first
+    code, _, _ = raw_poll(w)
+    assert code == 204  # one lease held = its limit
+    assert view(orchestrator, second)["status"] == "waiting_for_worker"
+    assert w.result(task, status="success").status_code == 200
+    assert w.poll_until()["job_id"] == second

@@ -123,6 +123,42 @@ def test_cancelled_status_cancels_the_job(orchestrator, worker):
     assert orchestrator.wait(job_id)["status"] == "cancelled"
 
 
+def _outcome_job(orchestrator, worker, transitions):
+    job_id = orchestrator.create(
+        "/api/v1/jobs/outcomes", {"task_type": worker.task_type, "transitions": transitions}
+    )
+    task = worker.poll_until()
+    assert task["job_id"] == job_id
+    return job_id, task
+
+
+def test_cancelled_status_with_a_cancelled_transition_goes_there(orchestrator, worker):
+    job_id, task = _outcome_job(orchestrator, worker, {"success": "done", "cancelled": "after_cancel"})
+    answer = worker.result(task, status="cancelled", data={"kept": 1})
+    assert answer.json() == {"status": "result_accepted_cancelled"}
+    view = orchestrator.wait(job_id)
+    assert view["status"] == "finished" and view["current_state"] == "done"
+    assert view["state_history"] == {"kept": 1, "cancel_handled": True, "finished_by": "done"}
+
+
+def test_success_without_a_success_key_fails_the_job(orchestrator, worker):
+    job_id, task = _outcome_job(orchestrator, worker, {"failure": "done"})
+    assert worker.result(task, status="success", data={"kept": 2}).json() == {"status": "result_accepted_success"}
+    view = orchestrator.wait(job_id)
+    assert view["status"] == "failed", view
+    assert view["error_message"] == (
+        f"task {worker.task_type} ({task['task_id']}) succeeded but its transitions have no 'success' key"
+    )
+    assert view["state_history"]["kept"] == 2  # data is merged first
+
+
+def test_an_outcome_leading_to_an_unknown_state_fails_the_job(orchestrator, worker):
+    job_id, task = _outcome_job(orchestrator, worker, {"success": "nowhere"})
+    assert worker.result(task, status="success").json() == {"status": "result_accepted_success"}
+    view = orchestrator.wait(job_id)
+    assert view["status"] == "failed" and "task outcome leads to unknown state 'nowhere'" in view["error_message"]
+
+
 def test_unknown_status_fails_the_job_naming_it(orchestrator, worker):
     job_id, task = _job_and_task(orchestrator, worker)
     assert worker.result(task, status="exploded").json() == {"status": "result_accepted_success"}
