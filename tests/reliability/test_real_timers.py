@@ -2,7 +2,8 @@
 kept alive by heartbeats, worker-record expiry, `dispatch_timeout` and `result_timeout`.
 
 Settings: WORKER_HEALTH_CHECK_INTERVAL_SECONDS=1 (so the worker TTL and a lease's expiry are 2 s) and
-WATCHER_INTERVAL_SECONDS=1, TASK_RETRY_BASE_SECONDS=1; every wait below is bounded by those plus a margin for a loaded machine.
+WATCHER_INTERVAL_SECONDS=1, TASK_RETRY_BASE_SECONDS=1; every wait below is bounded by those plus a margin
+for a loaded machine.
 """
 
 from __future__ import annotations

@@ -124,9 +124,7 @@ def test_cancelled_status_cancels_the_job(orchestrator, worker):
 
 
 def _outcome_job(orchestrator, worker, transitions):
-    job_id = orchestrator.create(
-        "/api/v1/jobs/outcomes", {"task_type": worker.task_type, "transitions": transitions}
-    )
+    job_id = orchestrator.create("/api/v1/jobs/outcomes", {"task_type": worker.task_type, "transitions": transitions})
     task = worker.poll_until()
     assert task["job_id"] == job_id
     return job_id, task
