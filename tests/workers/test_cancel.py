@@ -176,3 +176,18 @@ def test_cancel_without_client_token_is_401(orchestrator):
     is_json_error(cancel(orchestrator, job_id, token="wrong-token"), 401)
     assert view(orchestrator, job_id)["status"] == "waiting_for_worker"
     assert worker(orchestrator, task_type).poll()["job_id"] == job_id  # still queued
+
+
+def test_cancel_notice_waits_for_a_websocket_that_connects_later(orchestrator):
+    """A held task cancelled while its worker has no socket: the command is kept and pushed on connection."""
+    job_id, w, task = _held(orchestrator)
+    answer = cancel(orchestrator, job_id)
+    assert answer.status_code == 200 and answer.json() == {"status": "cancellation_request_accepted"}
+    headers = {"X-Worker-Token": GLOBAL_WORKER_TOKEN}
+    with connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10) as ws:
+        pushed = json.loads(ws.recv(timeout=10))
+    assert pushed == {"command": "cancel_task", "type": "cancel_task", "task_id": task["task_id"], "job_id": job_id}
+    assert view(orchestrator, job_id)["status"] == "cancelled"
+    with connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10) as ws:
+        with pytest.raises(TimeoutError):  # delivered once: a second connection gets nothing
+            ws.recv(timeout=1.5)
