@@ -209,6 +209,58 @@ def sleepy(params, task_id):
     return {"slept": params["seconds"]}
 
 
+native_edges = StateMachineBlueprint("native_edges", api_version="v1", api_endpoint="jobs/native_edges")
+
+
+@native_edges.handler_for("start", is_start=True)
+def dispatch_edgy(initial_data, actions):
+    actions.dispatch_task(
+        "edgy",
+        dict(initial_data),
+        {"success": "finished", "failure": "handled", "needs_review": "reviewed"},
+        timeout_seconds=60,
+    )
+
+
+@native_edges.handler_for("handled")
+def edgy_handled(state_history, actions):
+    state_history["handled"] = True
+    actions.transition_to("finished")
+
+
+@native_edges.handler_for("reviewed")
+def edgy_reviewed(state_history, actions):
+    state_history["reviewed"] = True
+    actions.transition_to("finished")
+
+
+async def edgy(params, job_id, task_id, attempt):
+    """A native task type (async, with every optional argument) whose outcome the test chooses by `mode`."""
+    from avtomatika.worker import PermanentError, TaskFailure, TaskResult, TransientError
+
+    if params.get("log"):
+        with open(params["log"], "a") as handle:
+            handle.write(f"{task_id} {attempt}\n")
+    mode = params["mode"]
+    if mode == "ids":
+        return {"job_id": job_id, "task_id": task_id, "attempt": attempt}
+    if mode == "custom":
+        return TaskResult("needs_review", {"score": 0.4})
+    if mode == "plain_failure":
+        raise TaskFailure("not good enough", data={"score": 0.1})
+    if mode == "permanent":
+        raise PermanentError("corrupt input")
+    if mode == "transient":
+        raise TransientError(f"busy on attempt {attempt}")
+    if mode == "crash_once" and attempt == 1:
+        raise RuntimeError("an unexpected bug")
+    if mode == "sleep":
+        import asyncio
+
+        await asyncio.sleep(params["seconds"])
+    return {"attempt": attempt}
+
+
 def double(params, attempt):
     """A native task type: runs as a Celery task, no HTTP worker involved."""
     if params["value"] < 0:
@@ -241,6 +293,7 @@ ALL = (
     thumbnails,
     native_fan,
     sleepy_native,
+    native_edges,
 )
 
 
@@ -280,6 +333,7 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
         built.register_blueprint(blueprint)
     built.task_type("double")(double)
     built.task_type("sleepy")(sleepy)
+    built.task_type("edgy")(edgy)
     if os.environ.get("AVTOMATIKA_TEST_COMMIT_LOG"):
         built.hooks.add(
             CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", ""))
