@@ -188,6 +188,6 @@ def test_cancel_notice_waits_for_a_websocket_that_connects_later(orchestrator):
         pushed = json.loads(ws.recv(timeout=10))
     assert pushed == {"command": "cancel_task", "type": "cancel_task", "task_id": task["task_id"], "job_id": job_id}
     assert view(orchestrator, job_id)["status"] == "cancelled"
-    with connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10) as ws:
-        with pytest.raises(TimeoutError):  # delivered once: a second connection gets nothing
-            ws.recv(timeout=1.5)
+    again = connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10)
+    with again as ws, pytest.raises(TimeoutError):  # delivered once: a second connection gets nothing
+        ws.recv(timeout=1.5)
