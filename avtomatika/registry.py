@@ -118,6 +118,10 @@ class Registry:
         """The Celery queue of `avtomatika.step` messages."""
         return "avtomatika.steps" + self.queue_suffix
 
+    def sweep_queue(self) -> str:
+        """The Celery queue of the periodic `avtomatika.sweep` (its own, so a step backlog cannot delay it)."""
+        return "avtomatika.sweep" + self.queue_suffix
+
     def native_queue(self, task_type: str) -> str:
         """The Celery queue of a native task type (`avtomatika.tasks.<type>` in Redis mode)."""
         return f"avtomatika.tasks.{task_type}{self.queue_suffix}"

@@ -35,8 +35,13 @@ def celery_settings(engine: Registry) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": engine.step_queue(),
-        # A worker started without -Q consumes the step queue and every native task type's queue.
-        "task_queues": [Queue(engine.step_queue()), *(Queue(engine.native_queue(t)) for t in engine.native_tasks)],
+        # A worker started without -Q consumes the step queue, the sweep's and every native task type's queue.
+        "task_queues": [
+            Queue(engine.step_queue()),
+            Queue(engine.sweep_queue()),
+            *(Queue(engine.native_queue(t)) for t in engine.native_tasks),
+        ],
+        "task_routes": {"avtomatika.sweep": {"queue": engine.sweep_queue()}},
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -53,6 +58,9 @@ def celery_settings(engine: Registry) -> dict[str, Any]:
             "avtomatika.sweep": {
                 "task": "avtomatika.sweep",
                 "schedule": float(config.WATCHER_INTERVAL_SECONDS),
+                # Its own queue, and a message not started within one interval is dropped: the next one
+                # does the same work, so sweeps never pile up and run back to back after a stall.
+                "options": {"queue": engine.sweep_queue(), "expires": float(config.WATCHER_INTERVAL_SECONDS)},
             },
         },
     }

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_WORKER_TOKEN = "global-worker-token-for-tests"
-QUEUES = "avtomatika.steps,avtomatika.tasks.double,avtomatika.tasks.sleepy,avtomatika.tasks.edgy"
+QUEUES = "avtomatika.steps,avtomatika.sweep,avtomatika.tasks.double,avtomatika.tasks.sleepy,avtomatika.tasks.edgy"
 BIN = Path(sys.executable).parent
 
 
