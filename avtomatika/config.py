@@ -77,6 +77,7 @@ class Config:
         self.MAX_TRANSITIONS_PER_JOB: int = _int(env, "MAX_TRANSITIONS_PER_JOB", 1000)
         self.STEP_STALL_SECONDS: int = _int(env, "STEP_STALL_SECONDS", 120)
         self.STEP_BURST: int = _int(env, "STEP_BURST", 16)
+        self.STEP_MAX_DELIVERIES: int = _int(env, "STEP_MAX_DELIVERIES", 5)
         self.WATCHER_INTERVAL_SECONDS: int = _int(env, "WATCHER_INTERVAL_SECONDS", 20)
         self.RATE_LIMITING_ENABLED: bool = _bool(env, "RATE_LIMITING_ENABLED", True)
         self.RATE_LIMIT_CLIENT: str = env.get("RATE_LIMIT_CLIENT", "2000/second")

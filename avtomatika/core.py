@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 RUNNABLE = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_RETRY})
 BURST_COMMIT_SECONDS = 0.05
+DELIVERY_COUNT_TTL = 86400.0  # a poison step's delivery count outlives any redelivery cycle
 
 
 class StepScheduler(Protocol):
@@ -189,8 +190,9 @@ class OrchestratorCore:
 
     # -- steps ----------------------------------------------------------------------------------------
 
-    def run_step(self, job_id: str, seq: int) -> str:
-        """Run the step `(job_id, seq)`; returns what happened: missing, stale, idle, conflict or committed."""
+    def run_step(self, job_id: str, seq: int, *, redelivered: bool = False) -> str:
+        """Run the step `(job_id, seq)`; returns what happened: missing, stale, idle, conflict, committed or
+        poisoned. `redelivered`: the broker delivers this message again (its last run did not finish)."""
         job = self.storage.get_job(job_id)
         if job is None:
             return "missing"
@@ -199,6 +201,8 @@ class OrchestratorCore:
             return "stale"
         if JobStatus(job["status"]) not in RUNNABLE:
             return "idle"
+        if redelivered and self.quarantine_if_poisoned(job):
+            return "poisoned"
         blueprint = self.blueprints.get(job["blueprint_name"])
         events: list[tuple[str, tuple[Any, ...]]] = []
         started = time.monotonic()
@@ -228,6 +232,24 @@ class OrchestratorCore:
             logger.info("step %s seq=%s lost a race; its result is discarded", job_id, seq)
             return "conflict"
         return "committed"
+
+    def quarantine_if_poisoned(self, job: Job) -> bool:
+        """Count one more delivery of the job's current step (a redelivery, or a re-send by the sweep); past
+        `STEP_MAX_DELIVERIES` deliveries the job is quarantined instead of run again (True)."""
+        seq = job["seq"]
+        deliveries = 1 + self.storage.count_delivery(job["id"], seq, DELIVERY_COUNT_TTL)
+        if deliveries <= self.config.STEP_MAX_DELIVERIES:
+            return False
+        logger.error("job %s: step seq=%s delivered %s times, never finished: quarantined", job["id"], seq, deliveries)
+        fail(
+            job,
+            f"state {job['current_state']!r}: its step was delivered {deliveries} times without finishing (the "
+            f"worker process died or storage failed each time); quarantined after STEP_MAX_DELIVERIES="
+            f"{self.config.STEP_MAX_DELIVERIES}",
+            JobStatus.QUARANTINED,
+        )
+        self.commit(job, seq)
+        return True
 
     def commit(
         self,

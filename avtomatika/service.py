@@ -334,9 +334,9 @@ class Orchestrator:
 
     # -- what the Celery tasks run ------------------------------------------------------------------------
 
-    def run_step(self, job_id: str, seq: int) -> str:
-        """Run one step (the `avtomatika.step` task)."""
-        return self.core.run_step(job_id, seq)
+    def run_step(self, job_id: str, seq: int, *, redelivered: bool = False) -> str:
+        """Run one step (the `avtomatika.step` task); `redelivered` when the broker delivers it again."""
+        return self.core.run_step(job_id, seq, redelivered=redelivered)
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> str:
         """Run a native task type's function and report its outcome; returns the answer or why it did not run.

@@ -118,10 +118,12 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
     def current(engine_key: str = "") -> Orchestrator:
         return _providers.get(engine_key, service)() if engine_key else service()
 
-    @app.task(name="avtomatika.step", ignore_result=True, shared=False)
-    def step(job_id: str, seq: int, blueprint: str = "", state: str = "", engine_key: str = "") -> str:
-        """Run one burst of a job's steps; `blueprint` and `state` are there for Flower."""
-        return current(engine_key).run_step(job_id, seq)
+    @app.task(name="avtomatika.step", bind=True, ignore_result=True, shared=False)
+    def step(self: Any, job_id: str, seq: int, blueprint: str = "", state: str = "", engine_key: str = "") -> str:
+        """Run one burst of a job's steps; `blueprint` and `state` are there for Flower. kombu marks a
+        message it puts back (worker lost, visibility timeout) as redelivered: those deliveries are counted."""
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        return current(engine_key).run_step(job_id, seq, redelivered=redelivered)
 
     @app.task(name="avtomatika.native", ignore_result=True, shared=False)
     def native(job_id: str, task_id: str, task_type: str, params: dict[str, Any], engine_key: str = "") -> str:

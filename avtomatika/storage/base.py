@@ -269,6 +269,11 @@ class StorageBackend(ABC):
     def next_counter(self, name: str) -> int:
         """Atomically increment and return a named counter (round robin)."""
 
+    @abstractmethod
+    def count_delivery(self, job_id: str, seq: int, ttl_seconds: float) -> int:
+        """Atomically count one more delivery of the step `(job_id, seq)` and return the count so far; the
+        count expires `ttl_seconds` after its last increment (poison-step detection)."""
+
     # -- coordination -------------------------------------------------------------------------------------
 
     @abstractmethod

@@ -34,6 +34,7 @@ PER_ID = {
     "idempotency": "string: first job id of an idempotency key",
     "lock": "string: a named lock",
     "counter": "string: a named counter",
+    "deliveries": "string: how often the step `<job id>:<seq>` was delivered again without its commit",
     "branches": "hash: the branches of one fan-out (branch id -> its task record, current attempt)",
     "branch_results": "hash: final outcomes of one fan-out's branches (branch id -> result JSON)",
     "parked": "hash: parked Celery chord contexts of one fan-out's branches (branch id -> context JSON)",

@@ -61,6 +61,7 @@ class MemoryStorage(StorageBackend):
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
+        self._deliveries: dict[str, tuple[int, float]] = {}  # "job id:seq" -> (count, expires)
 
     @staticmethod
     def _alive(expires: float | None, now: float) -> bool:
@@ -224,6 +225,9 @@ class MemoryStorage(StorageBackend):
                 if at < now - 86400:
                     self._cancels.pop(name, None)
                     del self._signalled_at[name]
+            for key in [k for k, (_, expires) in self._deliveries.items() if expires <= now]:
+                del self._deliveries[key]
+                gone += 1
             for polls in self._pollers.values():
                 for poll in [p for p, until in polls.items() if until is None or until < now]:
                     del polls[poll]
@@ -480,6 +484,14 @@ class MemoryStorage(StorageBackend):
         if not self._tokens_loaded:
             raise TokensNotLoaded("the worker token table was flushed")
 
+    def count_delivery(self, job_id: str, seq: int, ttl_seconds: float) -> int:
+        key, now = f"{job_id}:{seq}", time.time()
+        with self._lock:
+            count, expires = self._deliveries.get(key, (0, now))
+            count = count + 1 if expires > now else 1
+            self._deliveries[key] = (count, now + ttl_seconds)
+            return count
+
     def next_counter(self, name: str) -> int:
         with self._lock:
             self._counters[name] += 1
@@ -630,6 +642,7 @@ class MemoryStorage(StorageBackend):
                 self._ws,
                 self._tokens,
                 self._counters,
+                self._deliveries,
                 self._webhooks,
             ):
                 table.clear()

@@ -490,6 +490,14 @@ class RedisStorage(StorageBackend):
     def next_counter(self, name: str) -> int:
         return int(self.client.incr(self.key("counter", name)))
 
+    def count_delivery(self, job_id: str, seq: int, ttl_seconds: float) -> int:
+        key = self.key("deliveries", f"{job_id}:{seq}")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, max(int(ttl_seconds), 1))
+        count, _ = pipe.execute()
+        return int(count)
+
     # -- coordination -------------------------------------------------------------------------------------
 
     def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:

@@ -67,6 +67,20 @@ def finish(state_history):
     state_history["visits"].append("finish")
 
 
+poison = StateMachineBlueprint("poison", api_version="v1", api_endpoint="jobs/poison")
+
+
+@poison.handler_for("start", is_start=True)
+def kills_its_worker(initial_data):
+    """A poison step: it ends its own process (only where AVTOMATIKA_TEST_ALLOW_EXIT=1, i.e. a Celery
+    worker started by the poison-step test; anywhere else it raises)."""
+    with open(initial_data["log"], "a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    if os.environ.get("AVTOMATIKA_TEST_ALLOW_EXIT") != "1":
+        raise RuntimeError("this step would have ended its process")
+    os._exit(1)
+
+
 fixable = StateMachineBlueprint("fixable", api_version="v1", api_endpoint="jobs/fixable")
 
 
@@ -277,6 +291,7 @@ ALL = (
     flaky,
     no_action,
     slow,
+    poison,
     looping,
     tasks,
     outcomes,

@@ -384,3 +384,15 @@ def test_redis_ping_is_false_when_unreachable():
         assert storage.ping() is False
     finally:
         storage.close()
+
+
+# -- poison steps ----------------------------------------------------------------------------------------
+
+
+def test_deliveries_are_counted_per_step_and_expire(storage):
+    assert [storage.count_delivery("job-a", 3, 1) for _ in range(3)] == [1, 2, 3]
+    assert storage.count_delivery("job-a", 4, 1) == 1  # the next step counts afresh
+    assert storage.count_delivery("job-b", 3, 1) == 1
+    time.sleep(1.1)
+    storage.purge_expired(time.time())
+    assert storage.count_delivery("job-a", 3, 30) == 1

@@ -592,3 +592,44 @@ def test_task_retry_delay_doubles_with_jitter_and_is_capped():
         assert all(ceiling * 0.5 <= d <= ceiling for d in delays), (attempt, min(delays), max(delays))
         assert max(delays) - min(delays) > ceiling * 0.1  # jittered, not one fixed value
     assert retry_delay(30, 0.05) <= 3.0  # 60 × base
+
+
+def test_redeliveries_past_step_max_deliveries_quarantine_the_job():
+    calls: list[str] = []
+    h = Harness(linear_blueprint(calls), STEP_MAX_DELIVERIES=3)
+    job_id = h.create("linear", {"value": 2})
+    seq = h.job(job_id)["seq"]
+    for _ in range(2):  # deliveries 2 and 3 ran the handler, and their worker died before the commit
+        h.storage.count_delivery(job_id, seq, 60)
+    assert h.core.run_step(job_id, seq, redelivered=True) == "poisoned"  # the 4th delivery
+    job = h.job(job_id)
+    assert job["status"] == "quarantined" and "delivered 4 times" in job["error_message"]
+    assert "STEP_MAX_DELIVERIES=3" in job["error_message"]
+    assert calls == []
+
+
+def test_a_redelivery_within_step_max_deliveries_runs_the_step():
+    calls: list[str] = []
+    h = Harness(linear_blueprint(calls), STEP_MAX_DELIVERIES=2)
+    job_id = h.create("linear", {"value": 2})
+    assert h.core.run_step(job_id, h.job(job_id)["seq"], redelivered=True) == "committed"  # delivery 2
+    assert calls[0] == "start"
+
+
+def test_sweep_resends_of_a_stalled_step_count_as_deliveries():
+    from avtomatika.service import Orchestrator
+
+    calls: list[str] = []
+    h = Harness(linear_blueprint(calls), STEP_MAX_DELIVERIES=2, STEP_STALL_SECONDS=1)
+    service = Orchestrator(h.engine, h.sched)
+    job_id = h.create("linear", {"value": 1})
+    h.sched.pending.clear()  # its step message is lost, and so is every re-send
+    now = time.time() + 10
+    assert service.events.sweep_due_jobs(now) == 1  # delivery 2: re-sent
+    assert len(h.sched.pending) == 1 and h.job(job_id)["status"] == "pending"
+    h.sched.pending.clear()
+    assert service.events.sweep_due_jobs(now + 10) == 1  # delivery 3: quarantined instead
+    assert h.sched.pending == []
+    job = h.job(job_id)
+    assert job["status"] == "quarantined" and "delivered 3 times" in job["error_message"]
+    assert calls == []
