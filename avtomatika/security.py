@@ -167,12 +167,23 @@ class ClientRegistry:
         return found
 
 
+# Values of the deploy/ examples (k8s Secret, systemd env file) and the usual "fill me in" words: copied
+# unchanged they are as public as the defaults.
+PLACEHOLDER_MARKERS = ("replace-with", "replace_with", "change-me", "changeme", "change_me", "your-token")
+
+
+def is_public_token(token: str, default: str) -> bool:
+    """True for the well-known default and for placeholder values from examples."""
+    lowered = token.lower()
+    return token == default or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
 def check_production_tokens(config: Config) -> None:
-    """Warn about default tokens; refuse to start with them when `AVTOMATIKA_ENV=production`."""
+    """Warn about default or placeholder tokens; refuse to start with them when `AVTOMATIKA_ENV=production`."""
     defaults = []
-    if config.CLIENT_TOKEN == DEFAULT_CLIENT_TOKEN:
+    if is_public_token(config.CLIENT_TOKEN, DEFAULT_CLIENT_TOKEN):
         defaults.append("CLIENT_TOKEN")
-    if config.GLOBAL_WORKER_TOKEN == DEFAULT_WORKER_TOKEN:
+    if is_public_token(config.GLOBAL_WORKER_TOKEN, DEFAULT_WORKER_TOKEN):
         defaults.append("GLOBAL_WORKER_TOKEN")
     if not defaults:
         return

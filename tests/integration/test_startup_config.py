@@ -62,3 +62,29 @@ def test_bad_setting_is_a_clean_error(tmp_path):
     result = _start(tmp_path, JOB_MAX_RETRIES="many")
     assert result.returncode == 2
     assert "JOB_MAX_RETRIES must be an integer" in result.stderr and "Traceback" not in result.stderr
+
+
+def _example_tokens() -> list[tuple[str, str]]:
+    """(name, value) of every token in the deploy/ examples."""
+    import re
+
+    from tests.services import ROOT
+
+    found = []
+    for path in (ROOT / "deploy/k8s/secret.example.yaml", ROOT / "deploy/systemd/avtomatika.env.example"):
+        found += re.findall(r"^\s*(CLIENT_TOKEN|GLOBAL_WORKER_TOKEN)\s*[:=]\s*\"?([^\"\s]+)\"?", path.read_text(), re.M)
+    assert len(found) == 4, found
+    return found
+
+
+@pytest.mark.parametrize(("name", "value"), _example_tokens())
+def test_production_refuses_the_deploy_examples_placeholder_tokens(name, value):
+    from avtomatika.config import Config
+    from avtomatika.errors import ConfigError
+    from avtomatika.security import check_production_tokens
+
+    good = {"CLIENT_TOKEN": "c" * 40, "GLOBAL_WORKER_TOKEN": "w" * 40}
+    config = Config({"AVTOMATIKA_ENV": "production", **good, name: value})
+    with pytest.raises(ConfigError, match=f"refuses default tokens: set {name}"):
+        check_production_tokens(config)
+    check_production_tokens(Config({"AVTOMATIKA_ENV": "production", **good}))  # real secrets pass
