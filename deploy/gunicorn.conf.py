@@ -25,6 +25,9 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 75  # above nginx's default upstream keepalive_timeout (60 s)
+# gunicorn answers a longer request line itself with an HTML 414; up to 8 KB the app answers a JSON 414 for
+# any URL over 4 KB (webapi.errors.MAX_URL_BYTES).
+limit_request_line = 8190
 # Trust X-Forwarded-* only from the reverse proxy (set to its address; "*" inside a private network).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")

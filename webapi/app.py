@@ -13,7 +13,7 @@ from avtomatika.security import ClientRegistry
 from avtomatika.service import Orchestrator
 
 from .auth import CLIENT_HEADER, authenticate_client
-from .errors import register_error_handlers
+from .errors import check_url_length, register_error_handlers
 from .ratelimit import RateLimits
 from .resources import admin, approvals, blueprints, debug, jobs, public, workers
 from .smorest import Api
@@ -68,6 +68,7 @@ def create_app(service: Orchestrator) -> Flask:
     service.reload_worker_tokens()
     workers.register_websocket(app)
     register_error_handlers(app)
+    app.before_request(check_url_length)
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
     app.before_request(approvals.authorize_decision)

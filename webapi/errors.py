@@ -63,6 +63,19 @@ def forbidden(message: str) -> NoReturn:
     abort_json(403, message)
 
 
+MAX_URL_BYTES = 4096
+
+
+def check_url_length() -> None:
+    """414 for a request line's URL over `MAX_URL_BYTES` (before authentication and routing); gunicorn
+    (deploy/gunicorn.conf.py) lets URLs up to 8 KB through to here so the answer is JSON, not its HTML page."""
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    length = len(raw) if raw else len(request.full_path)
+    if length > MAX_URL_BYTES:
+        abort_json(414, "request URL too long", {"limit_bytes": MAX_URL_BYTES})
+
+
 def too_many_requests(message: str, details: Any, retry_after: float) -> NoReturn:
     """429: over a rate limit; `Retry-After` says when to resend."""
     abort_json(429, message, details, {"Retry-After": str(max(1, math.ceil(retry_after)))})
