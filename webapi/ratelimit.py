@@ -24,6 +24,7 @@ from avtomatika.registry import Registry
 from .errors import too_many_requests
 
 BATCH_FRACTION = 20
+IDLE_SECONDS = 60.0  # a process forgets an identity's local entries after this long without a request
 
 
 class RateLimits:
@@ -40,8 +41,9 @@ class RateLimits:
         }
         self.prefix = config.REDIS_KEY_PREFIX
         self._lock = threading.Lock()
-        self._pending: dict[str, int] = {}
-        self._blocked: dict[str, float] = {}
+        self._pending: dict[str, tuple[int, float]] = {}  # key -> (requests not yet counted, last request)
+        self._blocked: dict[str, float] = {}  # key -> refused until
+        self._pruned_at = time.time()
 
     def hit(self, kind: str, identity: str, override: str | None = None) -> None:
         """Count a request of `identity`; answer 429 with Retry-After when it is over its limit."""
@@ -52,20 +54,34 @@ class RateLimits:
         batch = max(1, item.amount // BATCH_FRACTION)
         now = time.time()
         with self._lock:
+            if now - self._pruned_at > IDLE_SECONDS:
+                self._prune(now)
             blocked_until = self._blocked.get(key, 0.0)
             if blocked_until > now:
                 self._refuse(item, kind, blocked_until - now)
-            count = self._pending.get(key, 0) + 1
+            count = self._pending.get(key, (0, now))[0] + 1
             if count < batch:
-                self._pending[key] = count
+                self._pending[key] = (count, now)
                 return
-            self._pending[key] = 0
+            self._pending.pop(key, None)
         if self.limiter.hit(item, key, cost=count):
             return
         reset = self.limiter.get_window_stats(item, key).reset_time
         with self._lock:
             self._blocked[key] = reset
         self._refuse(item, kind, reset - now)
+
+    def _prune(self, now: float) -> None:
+        """Forget idle identities, so memory stays bounded by the identities active in the last minute: an
+        idle entry holds fewer than one batch of uncounted requests (~5 % of its limit), dropped here."""
+        self._blocked = {key: until for key, until in self._blocked.items() if until > now}
+        self._pending = {key: entry for key, entry in self._pending.items() if now - entry[1] <= IDLE_SECONDS}
+        self._pruned_at = now
+
+    def entries(self) -> int:
+        """How many identities this process holds local state for (tests, diagnostics)."""
+        with self._lock:
+            return len(self._pending) + len(self._blocked)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - a few distinct strings, one limiter per app
     def _parse(self, text: str) -> limits.RateLimitItem:

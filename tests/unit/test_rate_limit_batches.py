@@ -50,3 +50,19 @@ def test_identities_are_counted_apart():
 def test_disabled_never_refuses(setting):
     limiter = _limits(RATE_LIMIT_WORKER="1 per minute", RATE_LIMITING_ENABLED=setting)
     assert _allowed(limiter, 20) == 20
+
+
+def test_idle_identities_are_forgotten(monkeypatch):
+    """Memory is bounded by the identities active in the last minute, not by every identity ever seen."""
+    import webapi.ratelimit as ratelimit
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: clock[0])
+    limiter = _limits(RATE_LIMIT_WORKER="100 per minute")
+    for n in range(500):
+        _allowed(limiter, 1, identity=f"w{n}")
+    assert _allowed(limiter, 200, identity="busy") < 200  # this one is blocked for its window
+    assert limiter.entries() == 501
+    clock[0] += ratelimit.IDLE_SECONDS + 1
+    _allowed(limiter, 1, identity="fresh")
+    assert limiter.entries() <= 2  # "fresh", and "busy" only while its block lasts
