@@ -142,7 +142,7 @@ PUBLIC_FIELDS = (
 )
 
 
-def job_view(job: Job, worker_id: str | None = None) -> dict[str, Any]:
+def job_view(job: Job, worker_id: str | None = None, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the API shows of a job: no owner id, no tokens, no internal counters.
 
     While the job waits for a worker it also shows the current task (`task_id`, `task_type`, the holding
@@ -157,7 +157,7 @@ def job_view(job: Job, worker_id: str | None = None) -> dict[str, Any]:
     task = wait if isinstance(wait, dict) and wait.get("kind") == "task" else None
     if task and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
         view["task_id"], view["task_type"], view["worker_id"] = task["task_id"], task["task_type"], worker_id
-        view["progress"] = job.get("progress")
+        view["progress"] = progress
     return view
 
 

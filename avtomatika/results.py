@@ -182,20 +182,16 @@ class TaskEvents:
     # -- progress -----------------------------------------------------------------------------------------
 
     def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
-        """Store a progress event of the task's lease holder in the job view; False if it is not theirs."""
-        for _ in range(ATTEMPTS):
-            job = self.storage.get_job(job_id)
-            task = (current_task(job) if job is not None else None) or {}
-            if job is None or task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
-                return False
-            seq = job["seq"]
-            job["progress"] = {"task_id": task_id, "progress": progress, "message": message, "at": time.time()}
-            verdict = self.core.commit(job, seq, JobChanges().add(HoldsLease(task_id, worker_id)))
-            if verdict == "ok":
-                return True
-            if verdict == "lease":
-                return False
-        return False
+        """Store a progress event of the task's lease holder, shown in the job view; False if it is not theirs.
+
+        The event is kept on the lease (one small atomic write), not in the job record: progress never
+        rewrites the job, bumps its seq or races a result's commit, and it ends with the lease."""
+        job = self.storage.get_job(job_id)
+        task = (current_task(job) if job is not None else None) or {}
+        if job is None or task.get("task_id") != task_id or job["status"] != JobStatus.WAITING_FOR_WORKER.value:
+            return False
+        event = {"task_id": task_id, "progress": progress, "message": message, "at": time.time()}
+        return self.storage.record_lease_progress(task_id, worker_id, event)
 
     # -- timers -------------------------------------------------------------------------------------------
 

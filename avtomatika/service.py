@@ -91,7 +91,7 @@ class Orchestrator:
             job = self.storage.get_job(job["id"]) or job
         task = current_task(job)
         lease = self.storage.get_lease(task["task_id"]) if task else None
-        view = job_view(job, lease.worker_id if lease else None)
+        view = job_view(job, lease.worker_id if lease else None, lease.progress if lease else None)
         branches = wait_of(job, "branches")
         if branches is not None and job["status"] == JobStatus.WAITING_FOR_PARALLEL_TASKS.value:
             view["branches"] = {"total": branches["total"], "done": self.storage.branches_done(job["id"])}

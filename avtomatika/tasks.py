@@ -71,6 +71,7 @@ class Lease:
     worker_id: str
     deadline: float
     task_type: str = ""
+    progress: dict[str, Any] | None = None  # the holder's last progress event (kept with the lease, not the job)
 
 
 def cancel_command(task_id: str, job_id: str) -> dict[str, str]:

@@ -154,6 +154,11 @@ class StorageBackend(ABC):
     def get_lease(self, task_id: str) -> Lease | None:
         """The live lease of a task, or None."""
 
+    @abstractmethod
+    def record_lease_progress(self, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:
+        """Store a progress event on the task's lease if `worker_id` holds it (atomic check-and-set; the job
+        record is not written). False when the lease is gone or held by another worker."""
+
     def get_leases(self, task_ids: list[str]) -> list[Lease | None]:
         """The leases of several tasks, in order (backends override it with one round trip)."""
         return [self.get_lease(task_id) for task_id in task_ids]

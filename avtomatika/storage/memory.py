@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import threading
@@ -322,6 +323,14 @@ class MemoryStorage(StorageBackend):
     def get_lease(self, task_id: str) -> Lease | None:
         with self._lock:
             return self._leases.get(task_id)
+
+    def record_lease_progress(self, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:
+        with self._lock:
+            lease = self._leases.get(task_id)
+            if lease is None or lease.worker_id != worker_id:
+                return False
+            self._leases[task_id] = dataclasses.replace(lease, progress=loads(dumps(progress)))
+            return True
 
     def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
         with self._lock:

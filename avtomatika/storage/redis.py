@@ -109,6 +109,7 @@ class RedisStorage(StorageBackend):
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
         self._replace_hash = self.client.register_script(scripts.source("replace_hash"))
+        self._lease_progress = self.client.register_script(scripts.source("lease_progress"))
 
     def key(self, name: str, part: str | None = None) -> str:
         """A key under this storage's prefix (names: `keys.SINGLE`, `keys.PER_ID`)."""
@@ -283,6 +284,9 @@ class RedisStorage(StorageBackend):
         fields = self.client.hgetall(self.key("lease", task_id))
         return self._lease(task_id, fields)
 
+    def record_lease_progress(self, task_id: str, worker_id: str, progress: dict[str, Any]) -> bool:
+        return bool(self._lease_progress(keys=[self.key("lease", task_id)], args=[worker_id, dumps(progress)]))
+
     def get_leases(self, task_ids: list[str]) -> list[Lease | None]:
         pipe = self.client.pipeline(transaction=False)
         for task_id in task_ids:
@@ -299,6 +303,7 @@ class RedisStorage(StorageBackend):
             _text(fields[b"worker_id"]),
             float(fields[b"deadline"]),
             _text(fields.get(b"type", b"")),
+            loads(fields[b"progress"]) if b"progress" in fields else None,
         )
 
     def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
+
 from avtomatika.config import Config
 from tests.apps import suite_app
 from tests.services import GLOBAL_WORKER_TOKEN, ROOT
@@ -49,3 +53,42 @@ def test_defaults_do_not_throttle_a_well_behaved_worker(orchestrator):
     assert worker.register().status_code == 200
     assert all(worker.heartbeat().status_code == 200 for _ in range(30))
     worker.close()
+
+
+def test_websocket_progress_events_count_against_the_workers_rate_limit():
+    """Progress events over the worker's limit are dropped (the socket stays open)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.workers.support import ws_url
+
+    config = Config(
+        {
+            "CLIENTS_CONFIG_PATH": str(ROOT / "tests/apps/clients.toml"),
+            "GLOBAL_WORKER_TOKEN": GLOBAL_WORKER_TOKEN,
+            "RATE_LIMIT_WORKER": "6 per minute",
+            "WORKER_POLL_TIMEOUT_SECONDS": "2",
+        }
+    )
+    config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "r" * 32
+    runner = suite_app.build_engine(config=config).wiring.runner()
+    runner.start()
+    try:
+        base = f"http://127.0.0.1:{runner.port}"
+        task_type = unique("chatty")
+        worker = HttpWorker(base, supported_tasks=[task_type])
+        assert worker.register().status_code == 200  # request 1
+        with httpx.Client(base_url=base, headers={"X-Avtomatika-Token": suite_app.CLIENT_A}) as http:
+            job_id = http.post("/api/v1/jobs/tasks", json={"task_type": task_type}).json()["job_id"]
+            task = worker.poll_until()  # request 2 (or more polls)
+            headers = {"X-Worker-Token": GLOBAL_WORKER_TOKEN}
+            with connect(ws_url(base, worker.worker_id), additional_headers=headers, open_timeout=10) as ws:
+                for n in range(1, 11):  # the upgrade was request 3: only a few of these fit in the limit
+                    ws.send(json.dumps({"event": "progress_update", "task_id": task["task_id"], "progress": n / 10}))
+                time.sleep(1.0)  # the server reads the socket about twice a second
+                shown = http.get(f"/api/v1/jobs/{job_id}").json()["progress"]
+        assert shown is not None and shown["progress"] <= 0.4, shown
+        worker.close()
+    finally:
+        runner.stop()

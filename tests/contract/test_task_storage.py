@@ -82,6 +82,20 @@ def test_lease_ends_with_the_commit_and_remembers_the_answer(storage):  # noqa: 
     assert storage.result_answer(taken.task_id, "intruder") is None
 
 
+def test_progress_is_kept_on_the_holders_lease_and_ends_with_it(storage):  # noqa: F811
+    entry = queued(storage)
+    taken = claim(storage)
+    job = storage.get_job(entry.job_id)
+    event = {"task_id": taken.task_id, "progress": 0.5, "message": "half", "at": 1.0}
+    assert storage.record_lease_progress(taken.task_id, "intruder", event) is False
+    assert storage.record_lease_progress(taken.task_id, "w", event) is True
+    assert storage.get_lease(taken.task_id).progress == event
+    assert storage.get_job(entry.job_id)["seq"] == job["seq"]  # the job record is not written
+    changes = JobChanges([HoldsLease(taken.task_id, "w"), EndLease(taken.task_id, "result_accepted_success")])
+    assert storage.commit_job_changes(job, job["seq"], changes) == "ok"
+    assert storage.record_lease_progress(taken.task_id, "w", event) is False  # no lease, nothing written
+
+
 def test_withdraw_of_a_claimed_task_is_gone(storage):  # noqa: F811
     entry = queued(storage)
     claim(storage)

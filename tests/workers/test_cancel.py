@@ -191,3 +191,18 @@ def test_cancel_notice_waits_for_a_websocket_that_connects_later(orchestrator):
     again = connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10)
     with again as ws, pytest.raises(TimeoutError):  # delivered once: a second connection gets nothing
         ws.recv(timeout=1.5)
+
+
+def test_progress_does_not_rewrite_the_job_record(orchestrator):
+    """Progress is kept with the lease: the job's record (its `updated_at`, its seq) is not written."""
+    job_id, w, task = _held(orchestrator)
+    before = view(orchestrator, job_id)
+    headers = {"X-Worker-Token": GLOBAL_WORKER_TOKEN}
+    with connect(ws_url(orchestrator.base, w.worker_id), additional_headers=headers, open_timeout=10) as ws:
+        for n in range(1, 6):
+            ws.send(json.dumps({"event": "progress_update", "task_id": task["task_id"], "progress": n / 10}))
+        wait_until(lambda: (view(orchestrator, job_id)["progress"] or {}).get("progress") == 0.5, 10, 0.02)
+    after = view(orchestrator, job_id)
+    assert {k: v for k, v in after.items() if k != "progress"} == {k: v for k, v in before.items() if k != "progress"}
+    assert w.result(task, status="success").json() == {"status": "result_accepted_success"}  # no CAS race lost
+    assert "progress" not in orchestrator.wait(job_id)  # it ended with the lease

@@ -13,6 +13,8 @@ from flask.views import MethodView
 from flask_sock import Sock
 
 from ..current import service
+from ..errors import ApiError
+from ..ratelimit import rate_limits
 from ..schemas import Heartbeat, HeartbeatAnswer, Register, ResultBody, StatusAnswer, TaskPayload
 from ..smorest import Blueprint
 from ..worker_auth import authenticated_worker
@@ -143,4 +145,9 @@ def _progress(worker_id: str, message: Any) -> None:
     if not isinstance(task_id, str) or not isinstance(job_id, str):
         return
     text = str(event.get("message") or "")[:1000].encode("utf-8", "replace").decode("utf-8")
+    try:  # each event counts against the worker's rate limit like a request; over it, events are dropped
+        rate_limits().hit("worker", worker_id)
+    except ApiError:
+        logger.debug("progress event of worker %s dropped: over its rate limit", worker_id)
+        return
     service().record_progress(job_id, task_id, worker_id, progress, text)
