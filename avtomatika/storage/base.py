@@ -100,8 +100,9 @@ class StorageBackend(ABC):
         """How many jobs each status holds (terminal ones until their retention ends)."""
 
     def purge_expired(self, now: float) -> int:
-        """Drop entries that have expired (the periodic sweep calls it). Redis expires keys itself, so the
-        default does nothing; the memory backend removes what Redis would have let expire."""
+        """Drop entries that have expired (the periodic sweep calls it). Redis expires keys itself, but not
+        members of sorted sets: the Redis backend drops poll entries past their end (those of an API process
+        that crashed mid-poll); the memory backend removes everything Redis would have let expire."""
         return 0
 
     def trim_job_index(self, status: str, before: float) -> int:

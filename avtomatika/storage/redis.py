@@ -79,6 +79,7 @@ def client_url(client: Any) -> str:
 
 LOADED = "__loaded__"  # marker field of the worker token table
 BLOCKING_SOCKET_TIMEOUT = 120.0  # above the longest blocking wait (a long-poll or `?wait`, at most ~60 s)
+POLL_ENTRY_GRACE = 5.0  # poll entries that ended this long ago are purged
 
 
 def _text(value: Any) -> str:
@@ -419,6 +420,14 @@ class RedisStorage(StorageBackend):
         pipe.zremrangebyscore(key, "-inf", now)
         gone, _ = pipe.execute()
         return [_text(w) for w in gone]
+
+    def purge_expired(self, now: float) -> int:
+        # An API process that dies mid-poll never removes its poll entries; readers already skip them (their
+        # score, the poll's end, is past), so this only frees their memory.
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.client.scan_iter(match=self.key("pollers", "*"), count=1000):
+            pipe.zremrangebyscore(key, "-inf", now - POLL_ENTRY_GRACE)
+        return sum(int(n) for n in pipe.execute())
 
     def set_poller(self, worker_id: str, task_types: list[str], until: float | None) -> None:
         pipe = self.client.pipeline(transaction=False)

@@ -134,3 +134,12 @@ def test_emptied_requirement_classes_are_forgotten(storage):  # noqa: F811
     withdraw = JobChanges([Withdraw(last.queue, last.member, required=True)])
     assert storage.commit_job_changes(job, job["seq"], withdraw) == "ok"
     assert storage.queue_classes("cost") == [] and storage.queue_length("cost") == 0
+
+
+def test_poll_entries_of_a_crashed_api_process_are_purged(storage):  # noqa: F811
+    """A process that dies mid-poll never removes its entry: the sweep's purge does, once the poll ended."""
+    now = time.time()
+    storage.set_poller("crashed|p1", ["purge-t"], now - 60)  # its poll ended a minute ago
+    storage.set_poller("alive|p2", ["purge-t"], now + 60)
+    assert storage.purge_expired(now) >= 1
+    assert storage.pollers("purge-t", 0) == ["alive|p2"]
