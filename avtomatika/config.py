@@ -83,6 +83,8 @@ class Config:
         self.RATE_LIMIT_CLIENT: str = env.get("RATE_LIMIT_CLIENT", "2000/second")
         self.RATE_LIMIT_WORKER: str = env.get("RATE_LIMIT_WORKER", "1000/second")
         self.MAX_REQUEST_BYTES: int = _int(env, "MAX_REQUEST_BYTES", 1024 * 1024)
+        self.MAX_OPEN_WAITS_PER_CLIENT: int = _int(env, "MAX_OPEN_WAITS_PER_CLIENT", 100)
+        self.MAX_OPEN_POLLS_PER_WORKER: int = _int(env, "MAX_OPEN_POLLS_PER_WORKER", 64)
         self.IDEMPOTENCY_TTL_SECONDS: int = _int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
         self.CELERY_TASK_EVENTS: bool = _bool(env, "CELERY_TASK_EVENTS", False)
         self.CELERY_VISIBILITY_TIMEOUT: int = _int(env, "CELERY_VISIBILITY_TIMEOUT", 60)

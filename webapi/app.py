@@ -13,6 +13,7 @@ from avtomatika.security import ClientRegistry
 from avtomatika.service import Orchestrator
 
 from .auth import CLIENT_HEADER, authenticate_client
+from .caps import OpenRequests
 from .errors import check_url_length, register_error_handlers
 from .ratelimit import RateLimits
 from .resources import admin, approvals, blueprints, debug, jobs, public, workers
@@ -52,6 +53,7 @@ def create_app(service: Orchestrator) -> Flask:
     app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
+    app.extensions["avtomatika.open_requests"] = OpenRequests()
     app.url_map.converters["job_id"] = jobs.JobIdConverter
     api = Api(app)
     api.register_converter(jobs.JobIdConverter, jobs.job_id_param)

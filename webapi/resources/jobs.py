@@ -11,7 +11,8 @@ from werkzeug.routing import BaseConverter
 from avtomatika.blueprint import StateMachineBlueprint
 
 from ..auth import current_client
-from ..current import service
+from ..caps import open_requests
+from ..current import config, service
 from ..errors import bad_request
 from ..schemas import Accepted, CreateJob, JobListQuery, JobQuery, JobView, StatusAnswer
 from ..smorest import Blueprint
@@ -84,7 +85,11 @@ class Job(MethodView):
         With `?wait=N` the answer waits up to N seconds for the job to reach a terminal status (a long-poll
         instead of polling); it answers at once when the job has already ended.
         """
-        return service().job_view(job_id, current_client(), query["wait"])
+        client = current_client()
+        if not query["wait"]:
+            return service().job_view(job_id, client)
+        with open_requests().slot("client", client.client_id, config().MAX_OPEN_WAITS_PER_CLIENT):
+            return service().job_view(job_id, client, query["wait"])
 
 
 @blp.route("/jobs")

@@ -12,7 +12,8 @@ from flask import Response, current_app
 from flask.views import MethodView
 from flask_sock import Sock
 
-from ..current import service
+from ..caps import open_requests
+from ..current import config, service
 from ..errors import ApiError
 from ..ratelimit import rate_limits
 from ..schemas import Heartbeat, HeartbeatAnswer, Register, ResultBody, StatusAnswer, TaskPayload
@@ -84,7 +85,8 @@ class NextTask(MethodView):
     @blp.errors(401, 403, 404, 429)
     def get(self, worker_id: str) -> Any:
         """Long-poll for a task: 200 with the task, or 204 after `WORKER_POLL_TIMEOUT_SECONDS`."""
-        task = service().next_task(worker_id)
+        with open_requests().slot("worker", worker_id, config().MAX_OPEN_POLLS_PER_WORKER):
+            task = service().next_task(worker_id)
         return task if task is not None else Response(status=HTTPStatus.NO_CONTENT)
 
 
