@@ -51,7 +51,8 @@ def _load_toml(path: str, what: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} file {path}: malformed TOML: {exc}", path=path) from None
     except UnicodeDecodeError as exc:  # tomllib decodes as UTF-8 and lets this through
-        raise ConfigError(f"{what} file {path}: not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path) from None
+        message = f"{what} file {path}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        raise ConfigError(message, path=path) from None
 
 
 def _rate_limit(value: Any, where: str, path: str, table: str) -> str | None:

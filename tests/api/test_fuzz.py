@@ -18,8 +18,8 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.apps import suite_app
@@ -58,9 +58,7 @@ def _operations(base: str) -> list[Any]:
     found = []
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.method.upper() == "POST" and any(
-            operation.path == f"/api/v1/jobs/{name}" for name in UNSAFE
-        ):
+        if operation.method.upper() == "POST" and any(operation.path == f"/api/v1/jobs/{name}" for name in UNSAFE):
             continue
         found.append(operation)
     assert len(found) > 15, [o.label for o in found]
@@ -78,7 +76,9 @@ def test_schemathesis_finds_no_5xx(orchestrator, mode):
             if isinstance(case.query, dict) and "wait" in case.query:
                 case.query["wait"] = 0  # a long-poll on a real job would only slow the run down
             answer = case.call(base_url=orchestrator.base, headers=TOKENS[who], timeout=15)
-            _json_error(answer, f"{operation.label} as {who}: {case.path_parameters} {case.query} {case.body!r:.200}")
+            _json_error(
+                answer, f"{case.operation.label} as {who}: {case.path_parameters} {case.query} {case.body!r:.200}"
+            )
 
         try:
             call()

@@ -16,7 +16,7 @@ from avtomatika.conditions import parse_condition
 from avtomatika.errors import ConditionSyntaxError, ConfigError
 from avtomatika.security import load_clients, load_worker_tokens
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, derandomize=True)
+FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True)
 TEXT = st.text(st.characters(codec="utf-8"), max_size=80)
 OPS = ["==", "!=", ">=", "<=", ">", "<"]
 FIELD = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,10}\Z")
