@@ -47,8 +47,11 @@ DELIVERY_COUNT_TTL = 86400.0  # a poison step's delivery count outlives any rede
 class StepScheduler(Protocol):
     """Sends `avtomatika.step(job_id, seq)` after `delay` seconds (Celery in production)."""
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
-        """Schedule one step message."""
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "", resent: bool = False
+    ) -> None:
+        """Schedule one step message; `resent`: the sweep sends a stalled step again (its run counts as a
+        redelivery for poison-step detection)."""
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
         """Send a native task type's Celery task (queue `avtomatika.tasks.<type>`)."""
@@ -56,6 +59,12 @@ class StepScheduler(Protocol):
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         """(list key, message) of an immediate step for storage to push atomically with a commit, or None
         when the step must be scheduled after the commit instead."""
+
+    def native_message(
+        self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """(list key, message) of a native task's Celery message for storage to push atomically with the
+        commit that grants its lease, or None when it must be sent after the commit (`run_native_task`)."""
 
     @property
     def chords(self) -> bool:
@@ -75,7 +84,9 @@ class InlineScheduler:
     pending: list[tuple[str, int, float]] = field(default_factory=list)
     native: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "", resent: bool = False
+    ) -> None:
         self.pending.append((job_id, seq, delay))
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
@@ -83,6 +94,11 @@ class InlineScheduler:
 
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         return None  # steps are scheduled after each commit
+
+    def native_message(
+        self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        return None  # native tasks are sent after each commit
 
     chords = False
 
@@ -234,7 +250,8 @@ class OrchestratorCore:
         return "committed"
 
     def quarantine_if_poisoned(self, job: Job) -> bool:
-        """Count one more delivery of the job's current step (a redelivery, or a re-send by the sweep); past
+        """Count one more delivery of the job's current step (a broker redelivery, or a run of the sweep's
+        re-send), counted when it runs, so copies waiting in a backlog count nothing; past
         `STEP_MAX_DELIVERIES` deliveries the job is quarantined instead of run again (True)."""
         seq = job["seq"]
         deliveries = 1 + self.storage.count_delivery(job["id"], seq, DELIVERY_COUNT_TTL)
@@ -534,7 +551,11 @@ class OrchestratorCore:
             deadline = task["dispatched_at"] + task["timeout"]
             changes.add(GrantLease(Lease(task_id, job_id, NATIVE_WORKER, deadline, task_type)))
             params = task["params"]
-            changes.after.append(lambda: self.scheduler.run_native_task(job_id, task_id, task_type, params))
+            message = self.scheduler.native_message(job_id, task_id, task_type, params)
+            if message is not None:  # Redis mode: the message exists if and only if the commit does
+                changes.add(PublishStep(*message))
+            else:
+                changes.after.append(lambda: self.scheduler.run_native_task(job_id, task_id, task_type, params))
             return
         entry = QueueEntry(task_type, task_id, job_id, task["priority"], task["timeout"], task["requirements"])
         task["member"], task["queue"] = entry.member, entry.queue

@@ -249,12 +249,10 @@ class TaskEvents:
             if acted:
                 return acted
         if status in RUNNABLE and job.get("seq") is not None:
-            if self.core.quarantine_if_poisoned(job):
-                return 1
             logger.warning("job %s made no progress at seq=%s: re-sending its step", job["id"], job["seq"])
             self.storage.watch_job(job["id"], now + self.config.STEP_STALL_SECONDS)
             self.core.scheduler.schedule_step(
-                job["id"], job["seq"], blueprint=job["blueprint_name"], state=job["current_state"]
+                job["id"], job["seq"], blueprint=job["blueprint_name"], state=job["current_state"], resent=True
             )
             return 1
         self.storage.watch_job(job["id"], self.core.watch_deadline(job, now=now, leased=leased))

@@ -21,7 +21,7 @@ from avtomatika import aio
 from avtomatika.registry import Registry
 from avtomatika.service import Orchestrator
 
-from .messages import step_message
+from .messages import step_message, task_message
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,19 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
         return _providers.get(engine_key, service)() if engine_key else service()
 
     @app.task(name="avtomatika.step", bind=True, ignore_result=True, shared=False)
-    def step(self: Any, job_id: str, seq: int, blueprint: str = "", state: str = "", engine_key: str = "") -> str:
+    def step(
+        self: Any,
+        job_id: str,
+        seq: int,
+        blueprint: str = "",
+        state: str = "",
+        engine_key: str = "",
+        resent: bool = False,
+    ) -> str:
         """Run one burst of a job's steps; `blueprint` and `state` are there for Flower. kombu marks a
-        message it puts back (worker lost, visibility timeout) as redelivered: those deliveries are counted."""
-        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        message it puts back (worker lost, visibility timeout) as redelivered; `resent` marks the sweep's
+        re-send of a stalled step: both count as deliveries of a possibly poisonous step."""
+        redelivered = resent or bool((self.request.delivery_info or {}).get("redelivered"))
         return current(engine_key).run_step(job_id, seq, redelivered=redelivered)
 
     @app.task(name="avtomatika.native", ignore_result=True, shared=False)
@@ -203,13 +212,26 @@ class CeleryStepScheduler:
         kwargs: dict[str, Any] = {"blueprint": blueprint, "state": state}
         return self.step_queue, step_message(self.step_queue, job_id, seq, kwargs)
 
-    def schedule_step(self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "") -> None:
+    def native_message(
+        self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """(list key, message) of a native task's Celery message, for storage to push atomically with the
+        commit that grants its lease (no crash window between the two); None in embedded mode."""
+        if not self.direct:
+            return None
+        queue = self.native_queue(task_type)
+        return queue, task_message(queue, "avtomatika.native", [job_id, task_id, task_type, params], {})
+
+    def schedule_step(
+        self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "", resent: bool = False
+    ) -> None:
         self.task.apply_async(
             args=(job_id, seq),
             kwargs={
                 "blueprint": blueprint,
                 "state": state,
                 **({"engine_key": self.engine_key} if self.engine_key else {}),
+                **({"resent": True} if resent else {}),
             },
             countdown=delay if delay > 0 else None,
             queue=self.step_queue,

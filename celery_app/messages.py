@@ -1,4 +1,5 @@
-"""Celery protocol-2 messages for `avtomatika.step`, built ahead so storage can push them atomically.
+"""Celery protocol-2 messages for `avtomatika.step` and `avtomatika.native`, built ahead so storage can push
+them atomically.
 
 In Redis mode the message of the next step is pushed onto the step queue's list inside the same Lua script
 that commits the job (or creates it), so a commit and its step message happen together or not at all:
@@ -22,15 +23,20 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any]) -> str:
     """The JSON kombu's Redis transport stores for `avtomatika.step(job_id, seq, **kwargs)` on `queue`."""
+    return task_message(queue, "avtomatika.step", [job_id, seq], kwargs)
+
+
+def task_message(queue: str, task: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """The JSON kombu's Redis transport stores for the Celery task `task(*args, **kwargs)` on `queue`."""
     task_id = str(uuid.uuid4())
-    body = json.dumps([[job_id, seq], kwargs, _EMBED])
+    body = json.dumps([args, kwargs, _EMBED])
     message = {
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
             "lang": "py",
-            "task": "avtomatika.step",
+            "task": task,
             "id": task_id,
             "shadow": None,
             "eta": None,
@@ -41,7 +47,7 @@ def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any]) -> s
             "timelimit": [None, None],
             "root_id": task_id,
             "parent_id": None,
-            "argsrepr": repr((job_id, seq)),
+            "argsrepr": repr(tuple(args)),
             "kwargsrepr": repr(kwargs),
             "origin": _ORIGIN,
             "ignore_result": True,

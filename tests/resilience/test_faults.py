@@ -5,7 +5,9 @@ and restarted, Redis is shut down and restarted from its AOF, and Redis is pause
 
 Afterwards every job is terminal and finished, no state change was applied twice (the commit probe of
 tests/apps/suite_app.py logs each committed state from every process), and each job's completion webhook
-reached a local receiver exactly once.
+was applied exactly once by a local receiver that deduplicates by `X-Avtomatika-Delivery` (the job id), as
+docs/http-api.md asks: delivery is at least once, since a process can die after the POST and before it
+records the delivery. Such repeats are bounded: at most one per injected fault.
 """
 
 from __future__ import annotations
@@ -278,9 +280,10 @@ def test_random_kills_and_redis_faults_lose_and_double_nothing(tmp_path):
         assert not doubled, doubled
 
         wait_until(lambda: all(receiver.deliveries[j] >= 1 for j in jobs.values()), 60, what="every webhook")
-        time.sleep(2)  # a double delivery would arrive by now
-        assert {j: n for j, n in receiver.deliveries.items() if n != 1} == {}
-        assert set(receiver.deliveries) == set(jobs.values())
+        time.sleep(2)  # a repeated delivery would arrive by now
+        assert set(receiver.deliveries) == set(jobs.values())  # none missing, none for an unknown job
+        repeats = {j: n for j, n in receiver.deliveries.items() if n != 1}
+        assert len(repeats) <= len(faults) and all(n == 2 for n in repeats.values()), repeats
     finally:
         if workload is not None:
             workload.stop.set()
