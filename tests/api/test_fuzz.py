@@ -38,7 +38,7 @@ TOKENS = {
     "none": {},
 }
 FUZZ = settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     database=None,
     derandomize=True,

@@ -70,8 +70,8 @@ def test_a_silent_workers_lease_expires_and_the_task_is_retried(timed):
     worker = HttpWorker(timed.base, supported_tasks=[task_type])
     assert worker.register().status_code == 200
     job_id = _task_job(timed, task_type)
+    handed_out = time.monotonic()  # before the request: the lease starts a little later
     task = worker.poll_until()
-    handed_out = time.monotonic()
     view = wait_until(
         lambda: (v := _view(timed, job_id))["retry_count"] == 1 and v,
         TTL + SWEEP + MARGIN,
@@ -123,9 +123,9 @@ def test_a_lease_ends_at_its_hard_deadline_despite_heartbeats(timed):
 
 def test_a_worker_record_expires_without_heartbeats(timed):
     worker = HttpWorker(timed.base, supported_tasks=[unique("idle")])
+    registered = time.monotonic()  # before the request: the server's clock starts a little later
     assert worker.register().status_code == 200
     assert worker.worker_id in _live_workers(timed)
-    registered = time.monotonic()
     wait_until(lambda: worker.worker_id not in _live_workers(timed), TTL + MARGIN, what="the record to expire")
     assert time.monotonic() - registered >= TTL * 0.9
     answer = worker.heartbeat()
