@@ -149,7 +149,7 @@ class StateMachineBlueprint:
             if condition.evaluate(initial_data, state_history):
                 return spec
         if definition.default is None and definition.conditional:
-            conditions = [c.source for c, _ in definition.conditional]
+            conditions = "; ".join(c.source for c, _ in definition.conditional)
             raise HandlerError(
                 f"state {state!r}: no condition matched ({conditions}) and there is no default handler",
                 state=state,

@@ -326,10 +326,14 @@ class OrchestratorCore:
         state = job["current_state"]
         began = time.monotonic()
         snapshot = dumps(job["state_history"])
-        try:
+        try:  # no handler for this state: running the step again cannot help, so the job fails at once
             spec = blueprint.find_handler(state, job["initial_data"], job["state_history"])
-            if spec is None:
-                return self._end(job, state)
+        except HandlerError as exc:
+            logger.warning("job %s failed (no handler can run, so no retry): %s", job["id"], exc)
+            return self._fail(job, str(exc))
+        if spec is None:
+            return self._end(job, state)
+        try:
             actions = ActionFactory(job["id"])
             context = self._context(job, blueprint, actions)
             kwargs = spec.arguments(context)
@@ -577,7 +581,10 @@ class OrchestratorCore:
         )
 
     def _end(self, job: Job, state: str) -> _Move:
-        set_status(job, JobStatus.FAILED if state == "failed" else JobStatus.FINISHED)
+        if state == "failed":
+            fail(job, job.get("error_message") or "the job reached its end state 'failed'")
+        else:
+            set_status(job, JobStatus.FINISHED)
         return _STOP
 
     def _fail(self, job: Job, message: str) -> _Move:
@@ -585,17 +592,43 @@ class OrchestratorCore:
         return _STOP
 
     def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+        """A handler raised: retry the step with backoff, or quarantine the job after `JOB_MAX_RETRIES` retries.
+
+        Each failure is logged at WARNING (job, state, attempt); the traceback is logged at ERROR once, when the
+        job is quarantined, and kept with the job (`error_traceback`, shown to operators)."""
         detail = traceback.format_exc()
-        prefix = "" if isinstance(exc, HandlerError) else f"handler raised {type(exc).__name__}: "
-        message = f"state {state!r}: {prefix}{exc}"
+        text = str(exc)
+        if isinstance(exc, HandlerError):  # its message may already name the state
+            text = text.removeprefix(f"state {state!r}: ")
+        else:
+            text = f"handler raised {type(exc).__name__}: {text}"
+        message = f"state {state!r}: {text}"
         events.append(("step_failed", (state, message, detail)))
         job["retry_count"] += 1
+        attempt, retries = job["retry_count"], self.config.JOB_MAX_RETRIES
         job["error_message"] = message
-        if job["retry_count"] > self.config.JOB_MAX_RETRIES:
-            job["error_message"] = f"{message} (quarantined after {self.config.JOB_MAX_RETRIES} retries)"
+        if attempt > retries:
+            job["error_message"] = f"{message} (quarantined after {retries} retries)"
             job["error_traceback"] = detail
             set_status(job, JobStatus.QUARANTINED)
+            logger.error(
+                "job %s quarantined at state %r after %d attempts; last traceback:\n%s",
+                job["id"],
+                state,
+                attempt,
+                detail.rstrip(),
+            )
             return _STOP
         set_status(job, JobStatus.AWAITING_RETRY)
-        delay = self.config.JOB_RETRY_BASE_SECONDS * 2 ** (job["retry_count"] - 1)
-        return _Move("retry", delay * (1 + random.random() * 0.25))
+        delay = self.config.JOB_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+        delay *= 1 + random.random() * 0.25
+        logger.warning(
+            "job %s: the handler of state %r failed (attempt %d of %d), retrying in %.1f s: %s",
+            job["id"],
+            state,
+            attempt,
+            retries + 1,
+            delay,
+            message,
+        )
+        return _Move("retry", delay)

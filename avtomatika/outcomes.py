@@ -39,8 +39,8 @@ def retry_delay(attempt: int, base: float) -> float:
     return float(min(base * 2 ** (attempt - 1), 60 * base) * random.uniform(0.5, 1.0))
 
 
-def _move(job: Job, blueprint: StateMachineBlueprint, target: str, config: Config) -> None:
-    enter_state(job, blueprint, target, config, cause="task outcome")
+def _move(job: Job, blueprint: StateMachineBlueprint, target: str, config: Config, cause: str) -> None:
+    enter_state(job, blueprint, target, config, cause=cause)
 
 
 def _merge(job: Job, data: dict[str, Any]) -> None:
@@ -64,7 +64,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
     if status == "cancelled":
         if "cancelled" in transitions:
             _merge(job, data)
-            _move(job, blueprint, transitions["cancelled"], config)
+            _move(job, blueprint, transitions["cancelled"], config, f"{label} was cancelled by the worker")
             return Outcome(CANCELLED, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         _ended(job, JobStatus.CANCELLED, f"{label} was cancelled by the worker")
         return Outcome(CANCELLED, "none")
@@ -75,7 +75,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if code is None and "failure" in transitions:
             _merge(job, data)
             job["state_history"]["error"] = error
-            _move(job, blueprint, transitions["failure"], config)
+            _move(job, blueprint, transitions["failure"], config, f"{label} failed: {message}")
             return Outcome(FAILURE, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         if code == PERMANENT_ERROR:
             _ended(job, JobStatus.QUARANTINED, f"{label} failed with PERMANENT_ERROR: {message}")
@@ -100,7 +100,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if target is None:
             _ended(job, JobStatus.FAILED, f"{label} succeeded but its transitions have no 'success' key")
             return Outcome(SUCCESS, "none")
-        _move(job, blueprint, target, config)
+        _move(job, blueprint, target, config, f"{label} returned {status!r}")
         return Outcome(SUCCESS, "step" if job["status"] == JobStatus.RUNNING.value else "none")
 
     _ended(job, JobStatus.FAILED, f"{label} returned status {status!r}, which is not a key of its transitions")

@@ -219,6 +219,9 @@ class JobView(Schema):
     initial_data = fields.Dict()
     state_history = fields.Dict()
     error_message = fields.String(allow_none=True)
+    traceback_hint = fields.String(
+        metadata={"description": "for a job quarantined by a handler exception: where its traceback is kept"}
+    )
     retry_count = fields.Integer()
     created_at = fields.Float(allow_none=True)
     updated_at = fields.Float(allow_none=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -12,6 +13,8 @@ from avtomatika.config import Config
 from avtomatika.context import ClientConfig
 from avtomatika.core import InlineScheduler
 from avtomatika.hooks import Hooks
+from avtomatika.job import job_view
+from avtomatika.ops import JobChanges
 from avtomatika.results import TaskEvents
 from avtomatika.storage import MemoryStorage
 
@@ -581,3 +584,86 @@ def test_transitions_from_results_count_against_the_limit_too():
     job["transitions"] = 3
     apply_result(job, {"status": "success"}, bp, h.engine.config)
     assert job["status"] == "failed" and "MAX_TRANSITIONS_PER_JOB (3)" in job["error_message"]
+
+
+def test_a_state_no_handler_serves_fails_at_once_with_one_clear_message(caplog):
+    bp = StateMachineBlueprint("late")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.transition_to("check")
+
+    @bp.handler_for("check")
+    def check(actions):
+        actions.transition_to("finished")
+
+    h = Harness(bp)
+    # The blueprint changes after registration (a deploy): `check` is now served by a condition only.
+    bp.states["check"].default = None
+    bp.handler_for("check").when("context.initial_data.kind == 'video'")(check)
+    with caplog.at_level(logging.WARNING, logger="avtomatika.core"):
+        job = h.run("late", {"kind": "audio"})
+    assert job["status"] == "failed"
+    assert job["retry_count"] == 0
+    assert job["error_message"] == (
+        "state 'check': no condition matched (context.initial_data.kind == 'video') and there is no default handler"
+    )
+    assert h.sched.pending == []
+    assert f"job {job['id']} failed (no handler can run, so no retry): state 'check'" in caplog.text
+
+
+def test_a_job_at_a_state_the_blueprint_lost_fails_at_once():
+    calls: list[int] = []
+    bp = flaky_blueprint(calls, fail_times=0)
+    h = Harness(bp)
+    job_id = h.create("flaky")
+    stored = h.job(job_id)
+    stored["current_state"] = "removed"
+    assert h.storage.commit_job_changes(stored, stored["seq"], JobChanges()) == "ok"
+    h.sched.pending[:] = [(job_id, stored["seq"], 0.0)]
+    h.sched.drain(h.core.run_step)
+    job = h.job(job_id)
+    assert job["status"] == "failed" and job["retry_count"] == 0 and calls == []
+    assert job["error_message"] == "blueprint 'flaky' has no state 'removed'"
+
+
+def test_handler_failures_are_logged_with_job_state_and_attempt(caplog):
+    calls: list[int] = []
+    h = Harness(flaky_blueprint(calls, fail_times=100))
+    with caplog.at_level(logging.WARNING, logger="avtomatika.core"):
+        job = h.run("flaky")
+    assert job["status"] == "quarantined"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    for attempt, line in enumerate(warnings, 1):
+        assert line.startswith(f"job {job['id']}: the handler of state 'start' failed (attempt {attempt} of 4)")
+        assert line.endswith(f"state 'start': handler raised ValueError: the database is on fire ({attempt})")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"job {job['id']} quarantined at state 'start' after 4 attempts; last traceback:")
+    assert "ValueError: the database is on fire (4)" in errors[0]
+    view = job_view(job)
+    assert "avtomatika.core" in view["traceback_hint"] and "Traceback" not in view["error_message"]
+
+
+def test_a_handler_error_message_names_its_state_once():
+    bp = StateMachineBlueprint("strategy")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.dispatch_task("t", {}, {"success": "finished"}, dispatch_strategy="bogus")
+
+    job = Harness(bp, JOB_MAX_RETRIES=0).run("strategy")
+    assert job["error_message"].count("state 'start'") == 1, job["error_message"]
+
+
+def test_entering_failed_always_says_why():
+    bp = StateMachineBlueprint("giveup")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.transition_to("failed")
+
+    job = Harness(bp).run("giveup")
+    assert job["status"] == "failed"
+    assert job["error_message"] == "state 'start': transition_to('failed'); the job entered state 'failed'"
