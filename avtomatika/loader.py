@@ -25,6 +25,11 @@ def load_engine(spec: str | None = None) -> Any:
     except ImportError as exc:
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: {exc}") from exc
     if not isinstance(engine, Registry) or not hasattr(type(engine), "wiring"):
+        if any(f"{c.__module__}.{c.__name__}" == "avtomatika.worker.worker.Worker" for c in type(engine).__mro__):
+            raise ConfigError(
+                f"{target!r} is a worker (avtomatika.worker.Worker), not an OrchestratorEngine: "
+                f"run it with `avtomatika worker {target}`"
+            )
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: this is not an OrchestratorEngine")
     _cache[target] = engine
     return engine

@@ -236,6 +236,16 @@ class Orchestrator:
         """Store a worker's registration; `reputation` and `registered_at` of a live record are kept."""
         now = time.time()
         existing = self.storage.get_workers([record["worker_id"]])[0] or {}
+        before, instance = existing.get("instance_id"), record.get("instance_id")
+        if before and instance and before != instance:
+            logger.warning(
+                "worker id %r registered by %s while %s still holds it (last seen %.0f s ago): two workers share "
+                "one id, so their tasks, heartbeats and cancellations mix; give each its own worker_id",
+                record["worker_id"],
+                instance,
+                before,
+                now - float(existing.get("last_seen", now)),
+            )
         record.update(
             reputation=float(existing.get("reputation", 1.0)),
             registered_at=existing.get("registered_at", now),

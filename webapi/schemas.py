@@ -90,6 +90,13 @@ class Register(Liberal):
     ip_address = fields.String(validate=validate.Length(max=100))
     address = fields.String(validate=validate.Length(max=2048))
     multi_orchestrator_info = fields.Nested(OrchestratorInfo, allow_none=True)
+    instance_id = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "the worker process (SDK: host:pid:random); a second live one with the same "
+            "worker_id is logged as a warning"
+        },
+    )
 
 
 class Heartbeat(Liberal):

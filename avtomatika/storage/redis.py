@@ -7,6 +7,7 @@ once (`scripts.py`).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import Any
@@ -109,6 +110,17 @@ class RedisStorage(StorageBackend):
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
         self._replace_hash = self.client.register_script(scripts.source("replace_hash"))
+
+    def unreachable(self) -> str:
+        """An empty string when Redis answers a PING, else one line saying where it is not reachable and why."""
+        import redis
+
+        try:
+            self.health.ping()
+        except redis.RedisError as exc:
+            where = re.sub(r"//[^@/]*@", "//***@", self.url)
+            return f"cannot reach Redis at {where}: {exc}"
+        return ""
 
     def key(self, name: str, part: str | None = None) -> str:
         """A key under this storage's prefix (names: `keys.SINGLE`, `keys.PER_ID`)."""
