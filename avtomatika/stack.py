@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -136,29 +137,41 @@ def _redis_up(url: str) -> bool:
 
 
 def _start_postgres(folder: Path, env: dict[str, str]) -> dict[str, Any]:
-    """A throwaway cluster in `folder` owned by `postgres` (it refuses to run as root), trust auth, loopback."""
+    """A throwaway cluster, trust auth, loopback only. As root it runs as `postgres` (PostgreSQL refuses root),
+    in a directory of its own that `postgres` can reach; `logs/postgres.log` links to its log."""
     port = free_port()
-    data = folder / "postgres"
-    data.mkdir(parents=True, exist_ok=True)
     run_as: list[str] = []
     if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        shutil.chown(data, "postgres")
+        home = Path(tempfile.mkdtemp(prefix="avtomatika-stack-pg-"))
+        shutil.chown(home, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
+    else:
+        home = folder / "postgres"
+        home.mkdir(exist_ok=True)
+    data, log = home / "data", home / "postgres.log"
     initdb = str(PG_BIN / "initdb") if (PG_BIN / "initdb").exists() else _executable("initdb")
     pg_ctl = str(Path(initdb).parent / "pg_ctl")
-    log = folder / "logs" / "postgres.log"
-    if not (data / "PG_VERSION").exists():
-        subprocess.run([*run_as, initdb, "-D", str(data), "-A", "trust"], check=True, capture_output=True)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*run_as, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
+    _run([*run_as, initdb, "-D", str(data), "-A", "trust"])
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    _run([*run_as, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
+    link = folder / "logs" / "postgres.log"
+    link.unlink(missing_ok=True)
+    link.symlink_to(log)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     env["HISTORY_DATABASE_URL"] = env["HISTORY_DATABASE_URI"] = url
-    return {"role": "postgres", "stop": [*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"], "url": url}
+    return {
+        "role": "postgres",
+        "stop": [*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+        "url": url,
+        "home": str(home),
+    }
+
+
+def _run(args: list[str]) -> None:
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise ConfigError(f"{' '.join(args)} failed: {' / '.join(output)}")
 
 
 def up(app: str, folder: Path, port: int, flower_port: int, history: bool, out: TextIO) -> int:
@@ -260,6 +273,7 @@ def up(app: str, folder: Path, port: int, flower_port: int, history: bool, out: 
         "".join(f"export {name}={env[name]}\n" for name in _EXPORTED if name in env)
         + f"export AVTOMATIKA_URL=http://127.0.0.1:{api_port}\nexport AVTOMATIKA_CLIENT_TOKEN={env['CLIENT_TOKEN']}\n"
         + f"export AVTOMATIKA_ORCHESTRATOR_URL=http://127.0.0.1:{api_port}\n"
+        + f"export AVTOMATIKA_FLOWER_URL=http://127.0.0.1:{flower_port}\n"
         + f"export AVTOMATIKA_WORKER_TOKEN={env['GLOBAL_WORKER_TOKEN']}\n"
     )
     os.chmod(folder / "stack.env", 0o600)
@@ -284,7 +298,15 @@ def up(app: str, folder: Path, port: int, flower_port: int, history: bool, out: 
     return 0
 
 
-_EXPORTED = ("AVTOMATIKA_APP", "REDIS_URL", "CLIENT_TOKEN", "GLOBAL_WORKER_TOKEN", "HISTORY_DATABASE_URL")
+_EXPORTED = (
+    "AVTOMATIKA_APP",
+    "REDIS_URL",
+    "CLIENT_TOKEN",
+    "GLOBAL_WORKER_TOKEN",
+    "FLOWER_BASIC_AUTH",
+    "HISTORY_DATABASE_URL",
+    "HISTORY_DATABASE_URI",
+)
 
 
 def _save(folder: Path, state: dict[str, Any]) -> None:
@@ -310,8 +332,11 @@ def down(folder: Path, out: TextIO) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(entry["pid"], signal.SIGKILL)
         print(f"stopped {entry['role']} (pid {entry['pid']})", file=out)
-    if state.get("postgres"):
-        subprocess.run(state["postgres"]["stop"], capture_output=True)
+    postgres = state.get("postgres")
+    if postgres:
+        subprocess.run(postgres["stop"], capture_output=True)
+        if not Path(postgres["home"]).is_relative_to(folder):  # a throwaway cluster outside the folder
+            shutil.rmtree(postgres["home"], ignore_errors=True)
         print("stopped postgres", file=out)
     path.unlink()
     return 0
@@ -328,6 +353,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         if not app:
             raise ConfigError("name the application: avtomatika stack up my_app:engine (or set AVTOMATIKA_APP)")
         return up(app, folder, args.port, args.flower_port, args.history, out)
-    except (ConfigError, subprocess.CalledProcessError) as exc:
+    except ConfigError as exc:
         print(f"avtomatika stack: {exc}", file=sys.stderr)
         return 2
