@@ -96,7 +96,7 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0, *, as_json: 
         print_table(list(views.values()), out)
         ended = all(v["status"] in TERMINAL for v in views.values())
         print("demo complete" if ended else "demo timed out", file=out)
-        print(f"full views: avtomatika demo --json, or GET {base}/api/v1/jobs/<id> while it runs", file=out)
+        print("full job views: avtomatika demo --json", file=out)
         print("next: docs/quickstart.md", file=out)
         return 0 if ended else 1
     finally:

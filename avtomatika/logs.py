@@ -33,4 +33,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore"):  # one INFO line per request (a worker's polls) is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # "No hostname was supplied" for memory://
