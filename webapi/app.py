@@ -76,6 +76,11 @@ def create_app(service: Orchestrator) -> Flask:
     def swagger_assets(filename: str) -> Any:
         return send_from_directory(SWAGGER_ASSETS, filename, max_age=3600)
 
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        """Browsers ask for it on every page (the docs page): Swagger UI's icon, not a 404 in the console."""
+        return send_from_directory(SWAGGER_ASSETS, "favicon-32x32.png", mimetype="image/png", max_age=86400)
+
     return app
 
 
