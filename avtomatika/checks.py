@@ -41,6 +41,8 @@ def find_problems(spec: str | None) -> tuple[list[str], list[str]]:
             engine: Any = load_engine(spec)
         except AvtomatikaError as exc:
             return [f"error: {exc}"], checked
+        except Exception as exc:  # the module itself is broken (a syntax error, a failing import-time call)
+            return [f"error: importing {spec!r} raised {type(exc).__name__}: {exc}"], checked
         for blueprint in engine.blueprints.values():
             try:
                 blueprint.validate()

@@ -199,3 +199,20 @@ def test_second_worker_with_the_same_id_is_warned(embedded, caplog):
     warnings = [r.getMessage() for r in caplog.records if "twin" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].startswith("worker id 'twin' registered by host-b:2:bb while host-a:1:aa still holds it")
+
+
+def test_check_reports_a_module_that_cannot_be_imported(tmp_path):
+    (tmp_path / "broken_app.py").write_text("engine = 1 / 0\n")
+    result = subprocess.run(
+        [str(BIN / "avtomatika"), "check", "broken_app:engine"],
+        cwd=tmp_path,
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "error: importing 'broken_app:engine' raised ZeroDivisionError: division by zero",
+        "1 problem(s) found",
+    ]
