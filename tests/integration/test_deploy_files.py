@@ -139,3 +139,12 @@ def test_systemd_units_verify(tmp_path):
     broken.parent.mkdir()
     broken.write_text(units[0].read_text().replace("ExecStart=/srv", "ExecStart=srv", 1))
     assert _verify(tmp_path, [broken]).returncode != 0
+
+
+def test_docs_start_the_api_with_the_deploy_config_on_one_port():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), DEPLOY / "k8s" / "README.md"]
+    for page in pages:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if "gunicorn" in line and "webapi.wsgi:app" in line:
+                assert "gunicorn -c " in line and " -b " not in line, f"{page.name}:{number}: {line}"
+            assert ":8000" not in line, f"{page.name}:{number}: {line}"
