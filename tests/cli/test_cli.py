@@ -216,3 +216,19 @@ def test_check_reports_a_module_that_cannot_be_imported(tmp_path):
         "error: importing 'broken_app:engine' raised ZeroDivisionError: division by zero",
         "1 problem(s) found",
     ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert list(jobs_cli.progress(["a", "b", "c"], "retry")) == ["a", "b", "c"]
+    assert "retry" in terminal.getvalue() and "100%" in terminal.getvalue()
+    quiet = io.StringIO()
+    monkeypatch.setattr("sys.stderr", quiet)
+    assert list(jobs_cli.progress(["a", "b"], "retry")) == ["a", "b"]
+    assert quiet.getvalue() == ""
