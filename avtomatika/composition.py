@@ -37,7 +37,7 @@ class Wiring:
         if self._service is None:
             self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry))
             # completion webhooks subscribe to job ends once per engine (a second service would post twice)
-            self.registry.hooks.add(self._service.webhooks)
+            self.registry.stream.subscribe(self._service.webhooks)
         return self._service
 
     def wsgi_app(self) -> Any:

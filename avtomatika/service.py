@@ -17,7 +17,7 @@ from typing import Any
 from .branches import branch_id_of
 from .config import Config
 from .context import ClientConfig
-from .core import OrchestratorCore, StepScheduler
+from .core import OrchestratorCore, StepScheduler, job_event
 from .errors import (
     AvtomatikaError,
     BlueprintNotFound,
@@ -33,12 +33,18 @@ from .registry import Registry
 from .results import TaskEvents
 from .security import Client, load_worker_tokens
 from .storage.base import StorageBackend
+from .stream import TASK_STARTED, WORKER_REGISTERED, WORKER_STATUS_UPDATE, WorkerEvent
 from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
 from .waits import current_task, wait_of
 from .webhooks import WebhookDeliveries
 
 logger = logging.getLogger(__name__)
+
+
+def worker_snapshot(record: dict[str, Any]) -> dict[str, Any]:
+    """A worker record for the event stream (and so history): never a field that could hold a secret."""
+    return {k: v for k, v in record.items() if "token" not in k.lower() and "secret" not in k.lower()}
 
 
 class Orchestrator:
@@ -53,14 +59,14 @@ class Orchestrator:
             self.config,
             registry.blueprints,
             scheduler,
-            registry.hooks,
+            registry.stream,
             registry.native_tasks,
             registry.notifiers,
         )
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
-        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
+        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks, registry.stream)
         self._worker_tokens: dict[str, str] | None = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
@@ -242,12 +248,15 @@ class Orchestrator:
             last_seen=now,
         )
         self.storage.save_worker(record, self.dispatcher.worker_ttl, now)
+        self.registry.stream.emit([WorkerEvent(WORKER_REGISTERED, record["worker_id"], now, worker_snapshot(record))])
 
     def heartbeat(self, worker_id: str, updates: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         """Refresh a worker (and apply `updates`); returns (its record, task ids cancelled since last time)."""
         record, cancels = self.dispatcher.heartbeat(worker_id, updates)
         if record is None:
             raise WorkerNotFound("unknown worker: register first", worker_id=worker_id)
+        if updates:
+            self.registry.stream.emit([WorkerEvent(WORKER_STATUS_UPDATE, worker_id, snapshot=worker_snapshot(record))])
         return record, cancels
 
     def next_task(self, worker_id: str) -> dict[str, Any] | None:
@@ -299,6 +308,7 @@ class Orchestrator:
         if job is None or task is None or task.get("task_id") != claim.task_id:
             self.storage.drop_lease(claim.task_id)
             return None
+        self._task_started(job, task, claim.worker_id)
         return {
             "job_id": claim.job_id,
             "task_id": claim.task_id,
@@ -360,6 +370,8 @@ class Orchestrator:
             if branch and job is not None:
                 task = self.storage.branch(job_id, branch)  # type: ignore[assignment]
             attempt = task.get("attempt", 1) if task else 1
+            if job is not None and task is not None:
+                self._task_started(job, dict(task), NATIVE_WORKER)
             available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
             outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
             try:
@@ -368,6 +380,13 @@ class Orchestrator:
                 return exc.message
         finally:
             self.storage.release_lock(lock, token)
+
+    def _task_started(self, job: Job, task: dict[str, Any], worker_id: str) -> None:
+        """A worker (or Celery, for a native task type) took an attempt: a stream event between commits."""
+        if self.registry.stream.active:
+            fields = {"task_id": task["task_id"], "attempt": int(task.get("attempt", 1)), "worker_id": worker_id}
+            details = {"task_type": task["task_type"]}
+            self.registry.stream.emit([job_event(job, TASK_STARTED, details=details, **fields)])
 
     def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
         """A fan-out's chord member parks itself (see `BranchEvents.park`)."""
