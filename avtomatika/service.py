@@ -12,7 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .branches import branch_id_of
 from .config import Config
@@ -30,6 +30,7 @@ from .errors import (
 from .job import JOB_STATUSES, Job, JobStatus, job_view
 from .native import native_outcome
 from .registry import Registry
+from .reputation import refresh_reputations
 from .results import TaskEvents
 from .security import Client, load_worker_tokens
 from .storage.base import StorageBackend
@@ -38,6 +39,9 @@ from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
 from .waits import current_task, wait_of
 from .webhooks import WebhookDeliveries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import History
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +54,9 @@ def worker_snapshot(record: dict[str, Any]) -> dict[str, Any]:
 class Orchestrator:
     """Jobs, workers and timers of one engine, on its storage and step scheduler."""
 
-    def __init__(self, registry: Registry, scheduler: StepScheduler) -> None:
+    def __init__(self, registry: Registry, scheduler: StepScheduler, history: History | None = None) -> None:
         self.registry = registry
+        self.history = history
         self.config: Config = registry.config
         self.storage: StorageBackend = registry.storage
         self.core = OrchestratorCore(
@@ -66,7 +71,14 @@ class Orchestrator:
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
-        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks, registry.stream)
+        self.sweeper = Sweeper(
+            self.storage,
+            self.config,
+            self.events,
+            self.webhooks,
+            registry.stream,
+            self._refresh_reputations if history is not None else None,
+        )
         self._worker_tokens: dict[str, str] | None = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
@@ -151,9 +163,16 @@ class Orchestrator:
     ) -> list[dict[str, Any]]:
         """Jobs `client` may see (admins: all), most recently changed first, filtered by status and blueprint.
 
-        A page is taken from the status index before the client and blueprint filters, so a page may hold
-        fewer than `limit` jobs; `offset` counts index entries.
+        With history enabled the list comes from the history database (every job it recorded, each with its
+        id, blueprint, status, state, error and timestamps). Otherwise a page is taken from the status index
+        before the client and blueprint filters, so a page may hold fewer than `limit` jobs; `offset` counts
+        index entries.
         """
+        if self.history is not None:  # history knows every job, not only those still within retention
+            owner = None if client.is_admin else client.client_id
+            return self.history.store.list_jobs(
+                client_id=owner, status=status, blueprint=blueprint, limit=limit, offset=offset
+            )
         statuses = [status] if status else list(JOB_STATUSES)
         found: list[Job] = []
         for name in statuses:
@@ -166,6 +185,27 @@ class Orchestrator:
             if (client.is_admin or job.get("client_id") == client.client_id)
             and (blueprint is None or job["blueprint_name"] == blueprint)
         ]
+
+    def job_history(self, job_id: str, client: Client) -> list[dict[str, Any]]:
+        """The job's history events in order (SPEC §6) if `client` may see the job; `Unsupported` when
+        history is off, `JobNotFound` for an unknown job or another client's, `Unavailable` when the history
+        database does not answer."""
+        if self.history is None:
+            raise Unsupported("history is not enabled: set HISTORY_DATABASE_URI or HISTORY_ENABLED=true")
+        owner = self.history.store.job_owner(job_id)
+        if owner is None:
+            self.visible_job(job_id, client)  # a job history has not recorded yet: storage knows its owner
+        elif owner != client.client_id and not client.is_admin:
+            raise JobNotFound("job not found", job_id=job_id)
+        return self.history.store.job_events(job_id)
+
+    def history_backlog(self) -> int | None:
+        """Events this process has not written to history yet (None when history is off): for metrics."""
+        return self.history.writer.backlog if self.history is not None else None
+
+    def _refresh_reputations(self, now: float) -> None:
+        if self.history is not None:
+            refresh_reputations(self.storage, self.history.store, self.config.REPUTATION_WINDOW_SECONDS, now)
 
     def graph(self, name: str, fmt: str = "dot") -> tuple[bytes, str]:
         """The blueprint's state graph: (content, media type); SVG needs the graphviz binary."""
@@ -188,12 +228,25 @@ class Orchestrator:
         return self.storage.list_workers()
 
     def dashboard(self) -> dict[str, Any]:
-        """Live workers and tasks waiting for a worker, in total and by task type."""
+        """Jobs by status, tasks waiting for a worker (in total and by task type), live workers (in total, by
+        status and by task type they support) and, with history enabled, this process's history backlog."""
         queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
-        return {
-            "workers": {"total": len(self.storage.list_workers())},
+        workers = self.storage.list_workers()
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        for worker in workers:
+            status = str(worker.get("status") or "idle")
+            by_status[status] = by_status.get(status, 0) + 1
+            for task_type in worker.get("supported_tasks") or []:
+                by_type[str(task_type)] = by_type.get(str(task_type), 0) + 1
+        answer: dict[str, Any] = {
+            "workers": {"total": len(workers), "by_status": by_status, "by_task_type": by_type},
             "jobs": {"queued": sum(queues.values()), "queues": queues, **self.storage.count_jobs()},
         }
+        if self.history is not None:
+            writer = self.history.writer
+            answer["history"] = {"backlog": writer.backlog, "dropped": writer.dropped, "failing": writer.failing}
+        return answer
 
     def reload_worker_tokens(self) -> int:
         """Read `workers.toml` (when configured) into storage; returns how many workers have their own token.

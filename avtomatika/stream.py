@@ -74,6 +74,7 @@ WORKER_STATUS_UPDATE = "status_update"
 WORKER_EXPIRED = "expired"
 WORKER_KINDS = (WORKER_REGISTERED, WORKER_STATUS_UPDATE, WORKER_EXPIRED)
 
+
 @dataclass(frozen=True)
 class JobEvent:
     """Something that happened to a job, true once the commit `seq` (the job's commit counter) succeeded.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from .config import Config
 from .job import TERMINAL
@@ -27,12 +28,14 @@ class Sweeper:
         events: TaskEvents,
         webhooks: WebhookDeliveries,
         stream: EventStream,
+        reputations: Callable[[float], None] | None = None,
     ) -> None:
         self.storage = storage
         self.config = config
         self.events = events
         self.webhooks = webhooks
         self.stream = stream
+        self.reputations = reputations
 
     def run_once(self, now: float | None = None) -> int:
         token = uuid.uuid4().hex
@@ -47,6 +50,11 @@ class Sweeper:
             for worker_id in expired:
                 logger.info("worker %s expired (no heartbeat)", worker_id)
             self.stream.emit([WorkerEvent(WORKER_EXPIRED, worker_id) for worker_id in expired])
+            if self.reputations is not None:
+                try:
+                    self.reputations(moment)
+                except Exception:  # history down: reputations stay as they are until the next sweep
+                    logger.exception("recomputing worker reputations failed")
             self.storage.purge_expired(moment)
             for status in TERMINAL:  # records past their retention are gone; so go their index entries
                 self.storage.trim_job_index(status.value, moment - self.config.JOB_RETENTION_SECONDS)
