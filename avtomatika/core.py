@@ -209,7 +209,7 @@ class OrchestratorCore:
         )
         if job_id != job["id"]:
             return job_id, False
-        self.stream.emit([self._created(job)])
+        self.stream.emit([self._created(job, job["created_at"])])
         if publish is None:
             self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
         return job_id, True
@@ -294,6 +294,10 @@ class OrchestratorCore:
             if message is not None:
                 changes.add(PublishStep(*message))
                 published = True
+        # Events are stamped before the write: anything another process does after the commit is later.
+        stamped = time.time()
+        for _, fields in events or []:
+            fields.setdefault("timestamp", stamped)
         result = self.storage.commit_job_changes(
             job,
             expected_seq,
@@ -313,7 +317,7 @@ class OrchestratorCore:
             except Exception:
                 logger.exception("after-commit effect failed for job %s", job["id"])
         if self.stream.active:
-            self.stream.emit(self._committed_events(job, changes, events or [], terminal))
+            self.stream.emit(self._committed_events(job, changes, events or [], terminal, stamped))
         if terminal and job.get("parent_id"):
             try:
                 self.resume_parent(job["id"], job["parent_id"])
@@ -321,23 +325,29 @@ class OrchestratorCore:
                 logger.exception("resuming the parent of job %s failed", job["id"])
         return result
 
-    def _created(self, job: Job) -> JobEvent:
+    def _created(self, job: Job, timestamp: float) -> JobEvent:
         details = {"client_id": job.get("client_id"), "parent_id": job.get("parent_id")}
-        return job_event(job, JOB_CREATED, details={k: v for k, v in details.items() if v is not None})
+        clean = {k: v for k, v in details.items() if v is not None}
+        return job_event(job, JOB_CREATED, details=clean, timestamp=timestamp)
 
-    def _committed_events(self, job: Job, changes: JobChanges, events: list[Pending], terminal: bool) -> list[JobEvent]:
-        """The events of a commit that succeeded, in the order they happened."""
+    def _committed_events(
+        self, job: Job, changes: JobChanges, events: list[Pending], terminal: bool, stamped: float
+    ) -> list[JobEvent]:
+        """The events of a commit that succeeded, in the order they happened (stamped before the write)."""
         out = [job_event(job, kind, **fields) for kind, fields in events]
         for op in changes.of(CreateJob):
             child = op.job
-            out.append(self._created(child))
+            out.append(self._created(child, stamped))
             started = {"child_id": child["id"], "child_blueprint": child["blueprint_name"]}
-            out.append(job_event(job, SUB_JOB_STARTED, next_state=child["blueprint_name"], details=started))
+            out.append(
+                job_event(job, SUB_JOB_STARTED, next_state=child["blueprint_name"], details=started, timestamp=stamped)
+            )
         if terminal:
-            ended = job.get("finished_at") or time.time()
+            ended = job.get("finished_at") or stamped
             details = {"error_message": job.get("error_message"), "webhook": bool(job.get("webhook_url"))}
             duration = max(0, round((ended - job["created_at"]) * 1000))
-            out.append(job_event(job, JOB_ENDS[job["status"]], duration_ms=duration, details=details))
+            kind = JOB_ENDS[job["status"]]
+            out.append(job_event(job, kind, duration_ms=duration, details=details, timestamp=stamped))
         return out
 
     def watch_deadline(
