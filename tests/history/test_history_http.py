@@ -165,3 +165,9 @@ def test_the_dashboard_counts_jobs_queues_workers_and_the_history_backlog(embedd
     assert board["workers"]["by_status"].get("idle", 0) >= 1
     assert set(board["history"]) == {"backlog", "dropped", "failing"}
     assert "queued" in board["jobs"] and "queues" in board["jobs"]
+
+
+def test_every_answer_with_history_matches_the_document(with_history):
+    from tests.api.test_openapi_conformance import check_every_answer
+
+    check_every_answer(with_history.base)
