@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -117,4 +118,16 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         """Settings without secrets, for logs and diagnostics."""
         hidden = {"CLIENT_TOKEN", "GLOBAL_WORKER_TOKEN"}
-        return {k: v for k, v in vars(self).items() if k.isupper() and k not in hidden}
+        shown = {k: v for k, v in vars(self).items() if k.isupper() and k not in hidden}
+        for name in ("HISTORY_DATABASE_URI", "REDIS_URL"):  # a URL may carry a password
+            shown[name] = _without_password(shown[name])
+        return shown
+
+
+def _without_password(url: str) -> str:
+    """`url` with its password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

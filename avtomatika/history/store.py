@@ -40,7 +40,7 @@ def _reading(method: Callable[..., R]) -> Callable[..., R]:
             self.ensure_schema()
             return method(self, *args, **kwargs)
         except SQLAlchemyError as exc:
-            logger.warning("history query failed: %s", exc)
+            logger.warning("history query failed: %s", str(exc).splitlines()[0][:300])
             raise Unavailable("the history database is unavailable; try again later") from None
 
     return query

@@ -115,7 +115,7 @@ class HistoryWriter:
         try:
             self.store.ensure_schema()
         except Exception as exc:  # the first batch tries again
-            logger.warning("history database unavailable at start (%s): events are buffered", exc)
+            logger.warning("history database unavailable at start (%s): events are buffered", str(exc)[:300])
         backoff = self.flush_seconds
         while not self._stopping:
             if not self._inflight:
@@ -132,7 +132,10 @@ class HistoryWriter:
             except Exception as exc:
                 if self._failing_since is None:
                     self._failing_since = time.time()
-                    logger.warning("history database unavailable (%s): buffering events, %d waiting", exc, self.backlog)
+                    reason = str(exc).splitlines()[0][:300]
+                    logger.warning(
+                        "history database unavailable (%s): buffering events, %d waiting", reason, self.backlog
+                    )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
