@@ -92,3 +92,7 @@ class TokensNotLoaded(AvtomatikaError):
 
 class Unsupported(AvtomatikaError):
     """The server cannot do this here (a missing optional binary, for example)."""
+
+
+class Unavailable(AvtomatikaError):
+    """A backing service (the history database) does not answer right now; try again later."""

@@ -15,6 +15,7 @@ from avtomatika.errors import (
     NotFound,
     TransitionNotAllowed,
     Unauthorized,
+    Unavailable,
     Unsupported,
 )
 
@@ -82,6 +83,7 @@ _DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
     (TransitionNotAllowed, 409),
     (Unsupported, 501),
     (Unauthorized, 401),
+    (Unavailable, 503),
 ]
 
 

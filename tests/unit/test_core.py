@@ -12,31 +12,31 @@ from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.context import ClientConfig
 from avtomatika.core import InlineScheduler
-from avtomatika.hooks import Hooks
 from avtomatika.job import job_view
 from avtomatika.ops import JobChanges
 from avtomatika.results import TaskEvents
 from avtomatika.storage import MemoryStorage
+from avtomatika.stream import JOB_ENDS, JobEvent
 
 CLIENT = ClientConfig("c1", plan="pro", params={"tier": "gold"})
 FAR_FUTURE = time.time() + 10 * 365 * 24 * 3600
 
 
-class Recorder(Hooks):
+class Recorder:
+    """Subscribes to the event stream; keeps the events the old hook tests looked at, plus every event."""
+
+    NAMES = {"job_created": "job_created", "state_finished": "state_finished", "state_failed": "step_failed"}
+
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.all: list[JobEvent] = []
 
-    def job_created(self, job):
-        self.events.append(("job_created", job["id"]))
-
-    def state_finished(self, job, state, duration):
-        self.events.append(("state_finished", state))
-
-    def step_failed(self, job, state, error, traceback):
-        self.events.append(("step_failed", state))
-
-    def job_ended(self, job):
-        self.events.append(("job_ended", job["status"]))
+    def handle(self, event):
+        self.all.append(event)
+        if event.kind in self.NAMES:
+            self.events.append((self.NAMES[event.kind], event.job_id if event.kind == "job_created" else event.state))
+        elif event.kind in JOB_ENDS.values():
+            self.events.append(("job_ended", event.status))
 
 
 class Harness:
@@ -49,7 +49,7 @@ class Harness:
         for bp in blueprints:
             self.engine.register_blueprint(bp)
         self.hooks = Recorder()
-        self.engine.hooks.add(self.hooks)
+        self.engine.stream.subscribe(self.hooks)
         self.sched = InlineScheduler()
         self.core = self.engine.build_core(self.sched)
 
@@ -610,6 +610,10 @@ def test_a_state_no_handler_serves_fails_at_once_with_one_clear_message(caplog):
     )
     assert h.sched.pending == []
     assert f"job {job['id']} failed (no handler can run, so no retry): state 'check'" in caplog.text
+    assert [e for e in h.hooks.events if e[0] in ("step_failed", "job_ended")] == [
+        ("step_failed", "check"),
+        ("job_ended", "failed"),
+    ]
 
 
 def test_a_job_at_a_state_the_blueprint_lost_fails_at_once():
