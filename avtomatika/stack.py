@@ -63,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("app", nargs="?", help="module:attr of the engine (default: $AVTOMATIKA_APP)")
     up.add_argument("--port", type=int, default=8080, help="API port (default 8080; another one when taken)")
     up.add_argument("--flower-port", type=int, default=5555, help="Flower port (default 5555; another when taken)")
-    up.add_argument("--history", action="store_true", help="also start a throwaway PostgreSQL cluster")
+    up.add_argument(
+        "--history",
+        action="store_true",
+        help="also start a throwaway PostgreSQL cluster for job history (implied by HISTORY_ENABLED=true without "
+        "HISTORY_DATABASE_URI)",
+    )
     actions.add_parser("down", help="stop what `stack up` started in the folder")
     return parser
 
@@ -352,7 +357,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         app = args.app or os.environ.get("AVTOMATIKA_APP")
         if not app:
             raise ConfigError("name the application: avtomatika stack up my_app:engine (or set AVTOMATIKA_APP)")
-        return up(app, folder, args.port, args.flower_port, args.history, out)
+        wants_history = os.environ.get("HISTORY_ENABLED", "").lower() in ("1", "true", "yes", "on")
+        history = args.history or (wants_history and not os.environ.get("HISTORY_DATABASE_URI"))
+        return up(app, folder, args.port, args.flower_port, history, out)
     except ConfigError as exc:
         print(f"avtomatika stack: {exc}", file=sys.stderr)
         return 2
