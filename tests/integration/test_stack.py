@@ -76,6 +76,14 @@ def test_stack_runs_a_job_with_an_sdk_worker_then_stops(tmp_path):
         assert view["status"] == "finished", view
         assert view["state_history"]["output_path"] == "/videos/stack.mp4"  # the SDK worker's result
 
+        # History is on and written to the stack's PostgreSQL (by the API and the Celery workers).
+        def history() -> list | None:
+            rows = httpx.get(f"{api}/api/v1/jobs/{job_id}/history", headers=headers).json()
+            return rows if any(row["event_type"] == "job_finished" for row in rows) else None
+
+        rows = wait_until(history, 30, 0.2, what="the job's history")
+        assert rows[0]["event_type"] == "job_created"
+
         # Flower's API answers with the printed basic auth (and 401 without), and sees task events (-E).
         auth = tuple(settings["FLOWER_BASIC_AUTH"].split(":", 1))
         assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
