@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "graph",
         "print a blueprint's state graph as DOT (or SVG with --format svg, which needs graphviz's `dot`)",
-        "AVTOMATIKA_APP (when APP is not given)",
+        "only the settings the application module itself reads (docs/configuration.md); APP names the engine",
         "Render it yourself: avtomatika graph my_app:engine my_blueprint | dot -Tpng > graph.png",
     )
     graph.add_argument("app", help="module:attr of the engine")

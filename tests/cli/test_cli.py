@@ -20,7 +20,7 @@ SUBCOMMANDS = {
     "run": "AVTOMATIKA_APP, API_HOST, API_PORT, REDIS_URL",
     "api": "AVTOMATIKA_APP, API_HOST, API_PORT, REDIS_URL",
     "check": "CLIENTS_CONFIG_PATH, WORKERS_CONFIG_PATH",
-    "graph": "AVTOMATIKA_APP",
+    "graph": "docs/configuration.md",
     "jobs": "AVTOMATIKA_URL",
     "stack": "AVTOMATIKA_STACK_DIR",
 }
