@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .config import Config
-from .errors import AvtomatikaError, ConfigError
+from .errors import AvtomatikaError
 from .logs import configure_logging
 
 APP_ENV = "AVTOMATIKA_APP"
@@ -163,7 +163,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .loader import load_engine
+    from .loader import check_storage, load_engine
     from .security import check_production_tokens
 
     engine = load_engine(args.app or args.app_option or os.environ.get(APP_ENV))
@@ -171,7 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
         engine.config.API_HOST = args.host
     if args.port is not None:
         engine.config.API_PORT = args.port
-    check_redis(engine)
+    check_storage(engine)
     if args.command == "run":
         engine.run()
         return 0
@@ -184,17 +184,6 @@ def _serve(args: argparse.Namespace) -> int:
     announce(engine, engine.config.API_PORT)
     run_simple(engine.config.API_HOST, engine.config.API_PORT, app, threaded=True)
     return 0
-
-
-def check_redis(engine: Any) -> None:
-    """Raise `ConfigError` (one line) when the engine uses Redis and it does not answer."""
-    from .storage.redis import RedisStorage
-
-    storage = engine.storage
-    if isinstance(storage, RedisStorage):
-        problem = storage.unreachable()
-        if problem:
-            raise ConfigError(problem)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,3 +51,14 @@ def import_object(spec: str, default_attr: str) -> Any:
     if not hasattr(module, name):
         raise ImportError(f"module {module_name!r} has no {name!r}")
     return getattr(module, name)
+
+
+def check_storage(engine: Any) -> None:
+    """Raise `ConfigError` (one line) when the engine uses Redis and it does not answer a PING."""
+    from .storage.redis import RedisStorage
+
+    storage = engine.storage
+    if isinstance(storage, RedisStorage):
+        problem = storage.unreachable()
+        if problem:
+            raise ConfigError(problem)

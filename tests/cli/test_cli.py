@@ -232,3 +232,18 @@ def test_progress_bar_on_a_terminal_only(monkeypatch):
     monkeypatch.setattr("sys.stderr", quiet)
     assert list(jobs_cli.progress(["a", "b"], "retry")) == ["a", "b"]
     assert quiet.getvalue() == ""
+
+
+def test_gunicorn_with_an_unreachable_redis_names_it():
+    port = free_port()
+    env = service_env(AVTOMATIKA_APP="blueprints.demo:engine", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{free_port()}", "webapi.wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3  # gunicorn's "worker failed to boot"
+    assert f"avtomatika.errors.ConfigError: cannot reach Redis at redis://127.0.0.1:{port}/0" in result.stderr
