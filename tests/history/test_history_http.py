@@ -72,12 +72,13 @@ def history(orch: Orchestrator, job_id: str, token: str = suite_app.CLIENT_A) ->
         return http.get(f"/api/v1/jobs/{job_id}/history")
 
 
-def wait_for_events(orch: Orchestrator, job_id: str, last: str, count: int = 1) -> list[dict]:
-    """The job's history once `last` appears `count` times (the writers flush in the background)."""
+def wait_for_events(orch: Orchestrator, job_id: str, last: str, total: int = 0) -> list[dict]:
+    """The job's history once it holds `last` and at least `total` rows: each process (API, Celery worker)
+    writes its own events in the background, so another process's may still be on their way."""
 
     def ready():
         rows = history(orch, job_id).json()
-        return rows if [r["event_type"] for r in rows].count(last) >= count else None
+        return rows if last in [r["event_type"] for r in rows] and len(rows) >= total else None
 
     return wait_until(ready, 30, what=f"{last} in the history of {job_id}")
 
@@ -94,8 +95,10 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert answer.status_code == 200, answer.text
     view = orch.wait(job_id)
     assert view["status"] == "finished", view
-    rows = wait_for_events(orch, job_id, "job_finished")
+    expected = [*FAN_OUT_COMMIT, *BRANCHES, *AFTER_FAN_IN, *AFTER_APPROVAL, *END]
+    rows = wait_for_events(orch, job_id, "job_finished", len(expected))
     kinds = [r["event_type"] for r in rows]
+    assert len(kinds) == len(expected), kinds
 
     assert [r["sequence"] for r in rows] == list(range(1, len(rows) + 1))
     stamps = [r["timestamp"] for r in rows]
@@ -104,9 +107,10 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert seqs == sorted(seqs)
     n = len(FAN_OUT_COMMIT)
     assert kinds[:n] == FAN_OUT_COMMIT
-    assert sorted(kinds[n : n + len(BRANCHES)]) == sorted(BRANCHES)
+    detail = [(r["event_type"], r["job_seq"], r["timestamp"][11:], r["task_id"]) for r in rows]
+    assert sorted(kinds[n : n + len(BRANCHES)]) == sorted(BRANCHES), detail
     rest = kinds[n + len(BRANCHES) :]
-    assert rest == [*AFTER_FAN_IN, *AFTER_APPROVAL, *END], kinds
+    assert rest == [*AFTER_FAN_IN, *AFTER_APPROVAL, *END], detail
 
     by_kind = {r["event_type"]: r for r in rows}
     assert by_kind["approval_received"]["context_snapshot"] == {"decision": "approve"}
@@ -120,7 +124,7 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert by_kind["job_created"]["context_snapshot"] == {"client_id": "client_a"}
 
     # the child job has its own history, visible to the same client
-    child = wait_for_events(orch, child_id, "job_finished")
+    child = wait_for_events(orch, child_id, "job_finished", 12)
     child_kinds = [r["event_type"] for r in child]
     assert child_kinds[0] == "job_created" and child_kinds[-1] == "job_finished"
     assert child_kinds.count("state_finished") == 5
