@@ -436,7 +436,7 @@ class Orchestrator:
 
     def _task_started(self, job: Job, task: dict[str, Any], worker_id: str) -> None:
         """A worker (or Celery, for a native task type) took an attempt: a stream event between commits."""
-        if self.registry.stream.active:
+        if self.registry.stream.wants(TASK_STARTED):
             fields = {"task_id": task["task_id"], "attempt": int(task.get("attempt", 1)), "worker_id": worker_id}
             details = {"task_type": task["task_type"]}
             self.registry.stream.emit([job_event(job, TASK_STARTED, details=details, **fields)])
