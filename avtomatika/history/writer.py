@@ -88,12 +88,13 @@ class HistoryWriter:
         deadline = time.monotonic() + timeout
         with self._wake:
             self._wake.notify()
-        while self.backlog and time.monotonic() < deadline and self._pid == os.getpid():
+        while self.backlog and time.monotonic() < deadline and self._pid == os.getpid() and not self._stopping:
             time.sleep(0.02)
         return self.backlog == 0
 
     def stop(self) -> None:
         """Stop the background thread after a last flush attempt."""
+        atexit.unregister(self.flush)
         self.flush(2.0)
         self._stopping = True
         with self._wake:
