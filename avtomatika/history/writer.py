@@ -99,6 +99,7 @@ class HistoryWriter:
         self._stopping = True
         with self._wake:
             self._wake.notify()
+        self.store.engine.dispose()  # pooled connections; one the thread still uses is closed when returned
 
     # -- the background thread ---------------------------------------------------------------------------
 
