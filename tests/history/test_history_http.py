@@ -3,6 +3,7 @@ process (PostgreSQL), a full job with fan-out, approval and a child job (SPEC §
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -175,3 +176,36 @@ def test_every_answer_with_history_matches_the_document(with_history):
     from tests.api.test_openapi_conformance import check_every_answer
 
     check_every_answer(with_history.base)
+
+
+def test_an_http_workers_attempt_is_recorded_with_its_worker(with_history):
+    orch = with_history
+    worker_id = f"hist-worker-{uuid.uuid4().hex[:8]}"
+    task_type = f"hist-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=orch.base, headers={"X-Worker-Token": GLOBAL_WORKER_TOKEN}, timeout=15) as worker:
+        register = {"worker_id": worker_id, "supported_tasks": [task_type]}
+        assert worker.post("/_worker/workers/register", json=register).status_code == 200
+        job_id = orch.create("/api/v1/jobs/tasks", {"task_type": task_type})
+        task = worker.get(f"/_worker/workers/{worker_id}/tasks/next")
+        assert task.status_code == 200, task.text
+        result = {"job_id": job_id, "task_id": task.json()["task_id"], "worker_id": worker_id}
+        done = worker.post("/_worker/tasks/result", json={**result, "result": {"status": "success", "data": {}}})
+        assert done.status_code == 200, done.text
+    assert orch.wait(job_id)["status"] == "finished"
+    rows = wait_for_events(orch, job_id, "job_finished", 9)
+    kinds = [r["event_type"] for r in rows]
+    assert kinds == [
+        "job_created",
+        "state_started",
+        "state_finished",
+        "task_dispatched",
+        "task_started",
+        "task_finished",
+        "state_started",
+        "state_finished",
+        "job_finished",
+    ]
+    started, finished = rows[4], rows[5]
+    assert started["worker_id"] == finished["worker_id"] == worker_id
+    assert finished["outcome"] == "success" and finished["attempt_number"] == 1
+    assert finished["task_id"] == task.json()["task_id"] and finished["next_state"] == "done"
