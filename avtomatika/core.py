@@ -32,6 +32,7 @@ from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
 from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook, StoreBranches
+from .quotas import monthly_quota
 from .storage.base import StorageBackend, dumps, loads
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
@@ -146,11 +147,13 @@ class OrchestratorCore:
         webhook_url: str | None = None,
         dispatch_timeout: float | None = None,
         result_timeout: float | None = None,
+        monthly_attempts: int | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and schedule its first step; returns `(job_id, created)`.
 
         With an idempotency key a repeated request of the same client returns the first job's id and
-        `created=False`.
+        `created=False`. With `monthly_attempts` the create counts against the client's quota for this
+        calendar month; `QuotaExceeded` when it is used up.
         """
         blueprint = self.blueprints.get(blueprint_name)
         if blueprint is None:
@@ -175,6 +178,7 @@ class OrchestratorCore:
             idempotency_ttl=self.config.IDEMPOTENCY_TTL_SECONDS,
             watch_until=job["created_at"] + self.config.STEP_STALL_SECONDS,
             publish=publish,
+            quota=monthly_quota(client.client_id, monthly_attempts),
         )
         if job_id != job["id"]:
             return job_id, False

@@ -71,7 +71,8 @@ class Orchestrator:
 
     def create_job(self, blueprint: str, initial_data: dict[str, Any], client: ClientConfig, **options: Any) -> str:
         """Store a new job and schedule its first step; returns its id (the first job's for a repeated
-        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`."""
+        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`,
+        `monthly_attempts` (the client's quota; `QuotaExceeded` when used up)."""
         job_id, _created = self.core.create_job(blueprint, initial_data, client, **options)
         return job_id
 

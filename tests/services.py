@@ -158,14 +158,14 @@ def wait_for_status(proc: Process, base: str, what: str = "API server") -> None:
     wait_until(up, 30, what=what)
 
 
-def start_api(env: dict[str, str]) -> tuple[Process, str]:
-    port = free_port()
+def start_api(env: dict[str, str], workers: int = 1, port: int | None = None) -> tuple[Process, str]:
+    port = port or free_port()
     args = [
         str(BIN / "gunicorn"),
         "-k",
         "gevent",
         "-w",
-        "1",
+        str(workers),
         "-b",
         f"127.0.0.1:{port}",
         "--graceful-timeout",

@@ -8,6 +8,7 @@ from typing import Any
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 
+from avtomatika.quotas import warn_unkept_quotas
 from avtomatika.registry import Registry
 from avtomatika.security import ClientRegistry
 from avtomatika.service import Orchestrator
@@ -49,7 +50,10 @@ def create_app(service: Orchestrator) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["avtomatika.service"] = service
-    app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
+    clients = ClientRegistry.from_config(engine.config)
+    app.extensions["avtomatika.clients"] = clients
+    with_quota = [client.client_id for client in clients.clients if client.monthly_attempts is not None]
+    warn_unkept_quotas(with_quota, persistent=bool(engine.redis_url))
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
     app.url_map.converters["job_id"] = jobs.JobIdConverter
