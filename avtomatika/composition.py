@@ -38,6 +38,7 @@ class Wiring:
             self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry))
             # completion webhooks subscribe to job ends once per engine (a second service would post twice)
             self.registry.hooks.add(self._service.webhooks)
+            self.registry.hooks.add(self._service.metrics)
         return self._service
 
     def wsgi_app(self) -> Any:

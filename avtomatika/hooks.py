@@ -25,6 +25,9 @@ class Hooks:
     def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
         """A task was queued for a worker (or sent to Celery for a native task type)."""
 
+    def task_finished(self, job: Job, task: dict[str, Any], answer: str) -> None:
+        """A worker's result for the job's task was accepted (`answer`: the result answer of SPEC §4)."""
+
     def approval_requested(self, job: Job, wait: dict[str, Any]) -> None:
         """The job waits for a human decision (after the commit that made it wait)."""
 
@@ -60,6 +63,9 @@ class HookChain(Hooks):
 
     def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
         self._emit("task_dispatched", job, task)
+
+    def task_finished(self, job: Job, task: dict[str, Any], answer: str) -> None:
+        self._emit("task_finished", job, task, answer)
 
     def approval_requested(self, job: Job, wait: dict[str, Any]) -> None:
         self._emit("approval_requested", job, wait)

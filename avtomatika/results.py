@@ -83,7 +83,8 @@ class TaskEvents:
             remembered = LEASE_EXPIRED if lease_expired else outcome.answer
             changes = JobChanges().add(HoldsLease(task_id, worker_id), EndLease(task_id, remembered))
             next_step = outcome.delay if outcome.next in ("step", "retry") else None
-            verdict = self.core.commit(job, seq, changes, next_step=next_step)
+            finished = [("task_finished", (task, outcome.answer))]
+            verdict = self.core.commit(job, seq, changes, next_step=next_step, events=finished)
             if verdict == "lease":  # `job` holds the outcome that was not applied: report the stored job
                 return self._late(self.storage.get_job(job_id) or job, task_id, worker_id)
             if verdict != "ok":

@@ -28,6 +28,7 @@ from .errors import (
     WorkerNotFound,
 )
 from .job import JOB_STATUSES, Job, JobStatus, job_view
+from .metrics import OrchestrationMetrics, Snapshot
 from .native import native_outcome
 from .registry import Registry
 from .results import TaskEvents
@@ -60,7 +61,11 @@ class Orchestrator:
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
-        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
+        # subscribed to the hooks by the composition root, once per engine (as the webhooks are)
+        self.metrics = OrchestrationMetrics(self.storage)
+        self.sweeper = Sweeper(
+            self.storage, self.config, self.events, self.webhooks, worker_event=self.metrics.worker_event
+        )
         self._worker_tokens: dict[str, str] | None = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
@@ -206,6 +211,10 @@ class Orchestrator:
         self.storage.flush()
         self.reload_worker_tokens()
 
+    def metrics_snapshot(self) -> Snapshot:
+        """Every orchestration metric now (counters from all processes, gauges read from storage)."""
+        return self.metrics.snapshot()
+
     def storage_reachable(self) -> bool:
         """True when storage (and in Redis mode the broker, the same Redis) answers."""
         return self.storage.ping()
@@ -243,12 +252,14 @@ class Orchestrator:
             last_seen=now,
         )
         self.storage.save_worker(record, self.dispatcher.worker_ttl, now)
+        self.metrics.worker_event("registered")
 
     def heartbeat(self, worker_id: str, updates: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         """Refresh a worker (and apply `updates`); returns (its record, task ids cancelled since last time)."""
         record, cancels = self.dispatcher.heartbeat(worker_id, updates)
         if record is None:
             raise WorkerNotFound("unknown worker: register first", worker_id=worker_id)
+        self.metrics.worker_event("status_update")
         return record, cancels
 
     def next_task(self, worker_id: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from .config import Config
 from .job import TERMINAL
@@ -20,9 +21,15 @@ class Sweeper:
     """Runs one sweep at a time; `run_once` returns how many jobs it acted on (-1: another sweeper held the lock)."""
 
     def __init__(
-        self, storage: StorageBackend, config: Config, events: TaskEvents, webhooks: WebhookDeliveries
+        self,
+        storage: StorageBackend,
+        config: Config,
+        events: TaskEvents,
+        webhooks: WebhookDeliveries,
+        worker_event: Callable[[str], None] = lambda event: None,
     ) -> None:
         self.storage = storage
+        self.worker_event = worker_event  # counts "expired" in the metrics
         self.config = config
         self.events = events
         self.webhooks = webhooks
@@ -38,6 +45,7 @@ class Sweeper:
             moment = now if now is not None else time.time()
             for worker_id in self.storage.expired_workers(moment):
                 logger.info("worker %s expired (no heartbeat)", worker_id)
+                self.worker_event("expired")
             self.storage.purge_expired(moment)
             for status in TERMINAL:  # records past their retention are gone; so go their index entries
                 self.storage.trim_job_index(status.value, moment - self.config.JOB_RETENTION_SECONDS)

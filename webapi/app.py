@@ -15,6 +15,7 @@ from avtomatika.service import Orchestrator
 
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
+from .metrics import install_metrics
 from .ratelimit import RateLimits
 from .resources import admin, approvals, blueprints, debug, jobs, public, workers
 from .smorest import Api
@@ -72,6 +73,7 @@ def create_app(service: Orchestrator) -> Flask:
     service.reload_worker_tokens()
     workers.register_websocket(app)
     register_error_handlers(app)
+    install_metrics(app, service)
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
     app.before_request(approvals.authorize_decision)

@@ -1,0 +1,173 @@
+"""Orchestration metrics (SPEC §6): a `Hooks` subscriber that counts into storage's shared counters.
+
+Counters and histogram buckets go to `StorageBackend.add_to_counters`, so every process that commits (API
+processes, Celery worker processes, on any host) adds to the same numbers and any API process serves all of
+them; gauges (queue depth, live workers, history backlog) are read from storage when scraped. The Prometheus
+text itself is written by the web adapter (`webapi/metrics.py`); this module has no Prometheus import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .hooks import Hooks
+from .job import Job, JobStatus
+from .storage.base import StorageBackend
+
+logger = logging.getLogger(__name__)
+
+# Upper bounds in seconds (+Inf is implied): steps take milliseconds, worker tasks and jobs minutes to hours.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+COUNTERS = {
+    "orchestrator_jobs_total": "Jobs created, by blueprint",
+    "orchestrator_jobs_finished_total": "Jobs that finished, by blueprint",
+    "orchestrator_jobs_failed_total": "Jobs that failed (every failure path), by blueprint",
+    "orchestrator_jobs_cancelled_total": "Jobs cancelled, by blueprint",
+    "orchestrator_jobs_quarantined_total": "Jobs quarantined after repeated handler errors, by blueprint",
+    "orchestrator_step_errors_total": "Handler errors of a state (each retry counts), by blueprint and state",
+    "orchestrator_tasks_dispatched_total": "Worker tasks queued, by task type",
+    "orchestrator_worker_events_total": "Worker registrations, status updates (heartbeats) and expiries, by event",
+}
+HISTOGRAMS = {
+    "orchestrator_job_duration_seconds": "From creation to the end of a job, by blueprint and status",
+    "orchestrator_step_duration_seconds": "Run time of a state's handler, by blueprint and state",
+    "orchestrator_task_duration_seconds": "From dispatch to the accepted result of a worker task, by task type",
+}
+GAUGES = {
+    "orchestrator_task_queue_length": "Tasks waiting for a worker, by task type",
+    "orchestrator_active_workers": "Workers with a live registration",
+    "orchestrator_history_backlog": "History events buffered but not yet written",
+}
+_ENDINGS = {
+    JobStatus.FINISHED.value: "orchestrator_jobs_finished_total",
+    JobStatus.FAILED.value: "orchestrator_jobs_failed_total",
+    JobStatus.CANCELLED.value: "orchestrator_jobs_cancelled_total",
+    JobStatus.QUARANTINED.value: "orchestrator_jobs_quarantined_total",
+}
+Labels = tuple[tuple[str, str], ...]
+
+
+def _field(name: str, labels: dict[str, str], part: str = "") -> str:
+    """The counter name of one sample (`part`: a bucket's bound, "sum" or "count" of a histogram)."""
+    return json.dumps([name, sorted(labels.items()), part], separators=(",", ":"))
+
+
+def _bucket(value: float) -> str:
+    for bound in BUCKETS:
+        if value <= bound:
+            return repr(bound)
+    return "+Inf"
+
+
+@dataclass
+class Histogram:
+    """One labelled histogram: cumulative bucket counts (`(bound, count)`, +Inf last), count and sum."""
+
+    buckets: list[tuple[str, float]]
+    count: float = 0.0
+    sum: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """Every orchestration metric at one moment, by metric name and label set."""
+
+    counters: dict[str, dict[Labels, float]] = field(default_factory=dict)
+    histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
+    gauges: dict[str, dict[Labels, float]] = field(default_factory=dict)
+
+
+class OrchestrationMetrics(Hooks):
+    """Counts engine events into `storage`; `history_backlog` feeds the backlog gauge (0 without history)."""
+
+    def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int] = lambda: 0) -> None:
+        self.storage = storage
+        self.history_backlog = history_backlog
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    def job_created(self, job: Job) -> None:
+        self._add({_field("orchestrator_jobs_total", {"blueprint": job["blueprint_name"]}): 1.0})
+
+    def job_ended(self, job: Job) -> None:
+        status, blueprint = job["status"], job["blueprint_name"]
+        amounts = {_field(_ENDINGS[status], {"blueprint": blueprint}): 1.0} if status in _ENDINGS else {}
+        duration = max(time.time() - float(job.get("created_at") or time.time()), 0.0)
+        self._observe(
+            amounts, "orchestrator_job_duration_seconds", {"blueprint": blueprint, "status": status}, duration
+        )
+        self._add(amounts)
+
+    def state_finished(self, job: Job, state: str, duration: float) -> None:
+        amounts: dict[str, float] = {}
+        labels = {"blueprint": job["blueprint_name"], "state": state}
+        self._observe(amounts, "orchestrator_step_duration_seconds", labels, duration)
+        self._add(amounts)
+
+    def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
+        self._add({_field("orchestrator_step_errors_total", {"blueprint": job["blueprint_name"], "state": state}): 1})
+
+    def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
+        self._add({_field("orchestrator_tasks_dispatched_total", {"task_type": str(task.get("task_type", ""))}): 1.0})
+
+    def task_finished(self, job: Job, task: dict[str, Any], answer: str) -> None:
+        started = task.get("dispatched_at")
+        if started is None:
+            return
+        amounts: dict[str, float] = {}
+        labels = {"task_type": str(task.get("task_type", ""))}
+        self._observe(amounts, "orchestrator_task_duration_seconds", labels, max(time.time() - float(started), 0.0))
+        self._add(amounts)
+
+    def worker_event(self, event: str) -> None:
+        """A worker `registered`, sent a `status_update` (heartbeat) or `expired`."""
+        self._add({_field("orchestrator_worker_events_total", {"event": event}): 1.0})
+
+    def _observe(self, amounts: dict[str, float], name: str, labels: dict[str, str], value: float) -> None:
+        if not math.isfinite(value):
+            return
+        amounts[_field(name, labels, _bucket(value))] = 1.0
+        amounts[_field(name, labels, "sum")] = value
+        amounts[_field(name, labels, "count")] = 1.0
+
+    def _add(self, amounts: dict[str, float]) -> None:
+        try:
+            self.storage.add_to_counters(amounts)
+        except Exception:  # metrics never fail a job (HookChain logs too, this keeps the message specific)
+            logger.warning("could not record metrics %s", list(amounts), exc_info=True)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Counters and histograms from storage, gauges read now."""
+        snapshot = Snapshot()
+        raw: dict[str, dict[Labels, dict[str, float]]] = {}
+        for key, amount in self.storage.counters().items():
+            try:
+                name, pairs, part = json.loads(key)
+            except ValueError:
+                continue
+            labels: Labels = tuple((str(k), str(v)) for k, v in pairs)
+            if name in COUNTERS:
+                snapshot.counters.setdefault(name, {})[labels] = amount
+            elif name in HISTOGRAMS:
+                raw.setdefault(name, {}).setdefault(labels, {})[part] = amount
+        for name, series in raw.items():
+            for labels, parts in series.items():
+                cumulative, buckets = 0.0, []
+                for bound in [*(repr(b) for b in BUCKETS), "+Inf"]:
+                    cumulative += parts.get(bound, 0.0)
+                    buckets.append((bound, cumulative))
+                histogram = Histogram(buckets, parts.get("count", 0.0), parts.get("sum", 0.0))
+                snapshot.histograms.setdefault(name, {})[labels] = histogram
+        queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
+        snapshot.gauges["orchestrator_task_queue_length"] = {(("task_type", t),): float(n) for t, n in queues.items()}
+        snapshot.gauges["orchestrator_active_workers"] = {(): float(len(self.storage.list_workers()))}
+        snapshot.gauges["orchestrator_history_backlog"] = {(): float(self.history_backlog())}
+        return snapshot
