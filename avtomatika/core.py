@@ -148,12 +148,14 @@ class OrchestratorCore:
         dispatch_timeout: float | None = None,
         result_timeout: float | None = None,
         monthly_attempts: int | None = None,
+        tracing_context: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and schedule its first step; returns `(job_id, created)`.
 
         With an idempotency key a repeated request of the same client returns the first job's id and
         `created=False`. With `monthly_attempts` the create counts against the client's quota for this
-        calendar month; `QuotaExceeded` when it is used up.
+        calendar month; `QuotaExceeded` when it is used up. `tracing_context`: the W3C context of the create
+        request, which the job's steps and tasks continue.
         """
         blueprint = self.blueprints.get(blueprint_name)
         if blueprint is None:
@@ -168,6 +170,8 @@ class OrchestratorCore:
             result_timeout=result_timeout,
         )
         job["client"] = {"client_id": client.client_id, "plan": client.plan, "params": client.params}
+        if tracing_context:
+            job["tracing_context"] = tracing_context
         scoped_key = None
         if idempotency_key is not None:
             scoped_key = hashlib.sha256(f"{client.client_id}\0{idempotency_key}".encode()).hexdigest()

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from . import tracing
 from .branches import branch_id_of
 from .config import Config
 from .context import ClientConfig
@@ -67,6 +68,7 @@ class Orchestrator:
             self.storage, self.config, self.events, self.webhooks, worker_event=self.metrics.worker_event
         )
         self._worker_tokens: dict[str, str] | None = None
+        self.tracing = tracing.enabled(self.config)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -78,7 +80,9 @@ class Orchestrator:
         """Store a new job and schedule its first step; returns its id (the first job's for a repeated
         idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`,
         `monthly_attempts` (the client's quota; `QuotaExceeded` when used up)."""
-        job_id, _created = self.core.create_job(blueprint, initial_data, client, **options)
+        job_id, _created = self.core.create_job(
+            blueprint, initial_data, client, tracing_context=tracing.current_context(), **options
+        )
         return job_id
 
     def visible_job(self, job_id: str, client: Client) -> Job:
@@ -323,8 +327,15 @@ class Orchestrator:
         }
 
     def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> str:
-        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`."""
-        return self.events.accept_result(job_id, task_id, worker_id, result)
+        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`.
+
+        With tracing on, the result is handled in a span of the job's trace (whatever trace the request had).
+        """
+        if not self.tracing:
+            return self.events.accept_result(job_id, task_id, worker_id, result)
+        job = self.storage.get_job(job_id)
+        with tracing.span("avtomatika.result", job and job.get("tracing_context"), job_id=job_id, task_id=task_id):
+            return self.events.accept_result(job_id, task_id, worker_id, result)
 
     def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
         """Store a progress event of the task's lease holder; `job_id` "" finds the job from the lease."""

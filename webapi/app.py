@@ -8,6 +8,7 @@ from typing import Any
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 
+from avtomatika import tracing
 from avtomatika.quotas import warn_unkept_quotas
 from avtomatika.registry import Registry
 from avtomatika.security import ClientRegistry
@@ -74,6 +75,10 @@ def create_app(service: Orchestrator) -> Flask:
     workers.register_websocket(app)
     register_error_handlers(app)
     install_metrics(app, service)
+    if tracing.configure(engine.config, "api"):
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app, excluded_urls="_public/metrics,_public/status")
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
     app.before_request(approvals.authorize_decision)
