@@ -2,16 +2,23 @@
 
 Counters and histogram buckets go to `StorageBackend.add_to_counters`, so every process that commits (API
 processes, Celery worker processes, on any host) adds to the same numbers and any API process serves all of
-them; gauges (queue depth, live workers, history backlog) are read from storage when scraped. The Prometheus
-text itself is written by the web adapter (`webapi/metrics.py`); this module has no Prometheus import.
+them. Each process sums its amounts in memory and writes them at most every `FLUSH_SECONDS`: one round trip
+then, instead of one per event (per-event writes cost ~1 ms of Celery worker CPU per 5-state job). Gauges
+(queue depth, live workers, history backlog) are read from storage when scraped. The Prometheus text itself
+is written by the web adapter (`webapi/metrics.py`); this module has no Prometheus import.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
+import os
+import threading
 import time
+import weakref
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +29,7 @@ from .storage.base import StorageBackend
 
 logger = logging.getLogger(__name__)
 
+FLUSH_SECONDS = 1.0
 # Upper bounds in seconds (+Inf is implied): steps take milliseconds, worker tasks and jobs minutes to hours.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 COUNTERS = {
@@ -83,12 +91,70 @@ class Snapshot:
     gauges: dict[str, dict[Labels, float]] = field(default_factory=dict)
 
 
+_buffers: weakref.WeakSet[CounterBuffer] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Write every buffer's pending amounts (at exit; Celery's prefork children call it at shutdown)."""
+    for buffer in list(_buffers):
+        buffer.flush()
+
+
+atexit.register(flush_all)
+
+
+class CounterBuffer:
+    """Amounts added in this process, written to storage by a daemon thread every `interval` seconds (and at
+    `flush()`, at exit). A failed write keeps the amounts for the next one: the fields are bounded by the
+    label sets, so the buffer is too. A crash loses at most one interval of this process's counts."""
+
+    def __init__(self, storage: StorageBackend, interval: float = FLUSH_SECONDS) -> None:
+        self.storage = storage
+        self.interval = interval
+        self._pending: defaultdict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._pid = 0  # the process whose flusher thread runs (a forked child starts its own)
+        _buffers.add(self)
+
+    def add(self, amounts: dict[str, float]) -> None:
+        """Add to this process's pending amounts (starting its flusher on first use)."""
+        with self._lock:
+            for name, amount in amounts.items():
+                self._pending[name] += amount
+            start = self._pid != os.getpid()
+            self._pid = os.getpid()
+        if start:
+            threading.Thread(target=self._run, name="avtomatika-metrics", daemon=True).start()
+
+    def flush(self) -> None:
+        """Write the pending amounts now."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, defaultdict(float)
+            if not pending:
+                return
+            try:
+                self.storage.add_to_counters(dict(pending))
+            except Exception:  # metrics never fail a job: keep them for the next flush
+                logger.warning("could not write %d metric counters; retrying later", len(pending), exc_info=True)
+                with self._lock:
+                    for name, amount in pending.items():
+                        self._pending[name] += amount
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+
 class OrchestrationMetrics(Hooks):
     """Counts engine events into `storage`; `history_backlog` feeds the backlog gauge (0 without history)."""
 
     def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int] = lambda: 0) -> None:
         self.storage = storage
         self.history_backlog = history_backlog
+        self.buffer = CounterBuffer(storage)
 
     # -- events -------------------------------------------------------------------------------------------
 
@@ -137,15 +203,13 @@ class OrchestrationMetrics(Hooks):
         amounts[_field(name, labels, "count")] = 1.0
 
     def _add(self, amounts: dict[str, float]) -> None:
-        try:
-            self.storage.add_to_counters(amounts)
-        except Exception:  # metrics never fail a job (HookChain logs too, this keeps the message specific)
-            logger.warning("could not record metrics %s", list(amounts), exc_info=True)
+        self.buffer.add(amounts)
 
     # -- reading ------------------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """Counters and histograms from storage, gauges read now."""
+        """Counters and histograms from storage (this process's pending amounts written first), gauges read now."""
+        self.buffer.flush()
         snapshot = Snapshot()
         raw: dict[str, dict[Labels, dict[str, float]]] = {}
         for key, amount in self.storage.counters().items():

@@ -14,10 +14,10 @@ from typing import Any
 from celery import Celery, chord
 from celery.app.task import Context
 from celery.exceptions import Ignore
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
-from avtomatika import aio, tracing
+from avtomatika import aio, metrics, tracing
 from avtomatika.registry import Registry
 from avtomatika.service import Orchestrator
 
@@ -212,6 +212,12 @@ class CeleryStepScheduler:
 @worker_process_init.connect
 def _fresh_loop_per_child(**_: Any) -> None:
     aio.reset_after_fork()
+
+
+@worker_process_shutdown.connect
+def _write_pending_metrics(**_: Any) -> None:
+    """A prefork child ends without running `atexit`: write what its metrics buffer still holds."""
+    metrics.flush_all()
 
 
 def _trace_tasks(engine: Registry) -> None:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.apps import suite_app
 from tests.conftest import Orchestrator
-from tests.services import ROOT, service_env, start_api, start_celery_worker
+from tests.services import ROOT, service_env, start_api, start_celery_worker, wait_until
 
 LINEAR_JOBS = 6
 LINEAR_STEPS = ("start", "prepare", "process", "publish")
@@ -76,32 +76,39 @@ def test_metrics_add_up_across_api_and_celery_processes(production: tuple[Orches
     flaky_end = orchestrator.wait(flaky)["status"]  # status reads are not counted exactly: `wait` polls
     creates = LINEAR_JOBS + 2
 
-    # every API process answers with the same sums (HTTP counts come from the shared multiprocess directory)
-    scrapes = [scrape(orchestrator.base) for _ in range(6)]
-    pids = {path.name.rsplit("_", 1)[-1] for path in multiproc.glob("*.db")}
-    assert len(pids) >= 2, sorted(p.name for p in multiproc.iterdir())
-    for samples in scrapes:
-        assert samples.get("orchestrator_jobs_total", blueprint="linear") == LINEAR_JOBS
-        assert samples.get("orchestrator_jobs_total", blueprint="native") == 1
-        assert samples.get("orchestrator_jobs_finished_total", blueprint="linear") == LINEAR_JOBS
-        assert samples.get("orchestrator_jobs_finished_total", blueprint="native") == 1
-        assert samples.get(f"orchestrator_jobs_{flaky_end}_total", blueprint="flaky") == 1
-        assert samples.get("orchestrator_jobs_finished_total", blueprint="flaky") == 0
-        assert samples.get("orchestrator_step_errors_total", blueprint="flaky", state="start") >= 1
+    def mismatches(samples: Samples) -> list[str]:
+        expected = {
+            ("orchestrator_jobs_total", ("blueprint", "linear")): LINEAR_JOBS,
+            ("orchestrator_jobs_total", ("blueprint", "native")): 1,
+            ("orchestrator_jobs_finished_total", ("blueprint", "linear")): LINEAR_JOBS,
+            ("orchestrator_jobs_finished_total", ("blueprint", "native")): 1,
+            (f"orchestrator_jobs_{flaky_end}_total", ("blueprint", "flaky")): 1,
+            ("orchestrator_jobs_finished_total", ("blueprint", "flaky")): 0,
+            ("orchestrator_tasks_dispatched_total", ("task_type", "double")): 1,
+            ("orchestrator_task_duration_seconds_count", ("task_type", "double")): 1,
+            ("orchestrator_active_workers",): 0,
+            ("orchestrator_history_backlog",): 0,
+        }
         for state in LINEAR_STEPS:  # counted where the steps ran: in the Celery worker process
-            assert samples.get("orchestrator_step_duration_seconds_count", blueprint="linear", state=state) == (
+            expected[("orchestrator_step_duration_seconds_count", ("blueprint", "linear"), ("state", state))] = (
                 LINEAR_JOBS
             )
-            assert samples.get(
-                "orchestrator_step_duration_seconds_bucket", blueprint="linear", state=state, le="+Inf"
-            ) == (LINEAR_JOBS)
-        assert samples.get("orchestrator_job_duration_seconds_count", blueprint="linear", status="finished") == (
-            LINEAR_JOBS
-        )
-        assert samples.get("orchestrator_tasks_dispatched_total", task_type="double") == 1
-        assert samples.get("orchestrator_task_duration_seconds_count", task_type="double") == 1
-        assert samples.get("orchestrator_active_workers") == 0
-        assert samples.get("orchestrator_history_backlog") == 0
+            key = (
+                "orchestrator_step_duration_seconds_bucket",
+                ("blueprint", "linear"),
+                ("state", state),
+                ("le", "+Inf"),
+            )
+            expected[key] = LINEAR_JOBS
+        job_durations = ("orchestrator_job_duration_seconds_count", ("blueprint", "linear"), ("status", "finished"))
+        expected[job_durations] = LINEAR_JOBS
+        wrong = []
+        for (name, *labels), value in expected.items():
+            got = samples.get(name, **dict(labels))
+            if got != value:
+                wrong.append(f"{name}{labels}: {got} != {value}")
+        if samples.get("orchestrator_step_errors_total", blueprint="flaky", state="start") < 1:
+            wrong.append("no step error of flaky")
         # HTTP metrics by route (never by path: job ids are not labels)
         created = sum(
             samples.get(
@@ -109,9 +116,19 @@ def test_metrics_add_up_across_api_and_celery_processes(production: tuple[Orches
             )
             for n in ("linear", "native", "flaky")
         )
-        assert created == creates
-        assert samples.get("flask_http_request_total", method="POST", status="202") == creates
-        assert not any("/api/v1/jobs/" + linear[0] in str(labels) for _, labels in samples.values)
+        if created != creates or samples.get("flask_http_request_total", method="POST", status="202") != creates:
+            wrong.append(f"HTTP creates: {created} != {creates}")
+        if any("/api/v1/jobs/" + linear[0] in str(labels) for _, labels in samples.values):
+            wrong.append("a job id is a label")
+        return wrong
+
+    # Celery processes write their counts within metrics.FLUSH_SECONDS; then every API process answers with
+    # the same sums (HTTP counts come from the shared multiprocess directory)
+    wait_until(lambda: not mismatches(scrape(orchestrator.base)), 15, what="the expected metrics")
+    for _ in range(6):
+        assert mismatches(scrape(orchestrator.base)) == []
+    pids = {path.name.rsplit("_", 1)[-1] for path in multiproc.glob("*.db")}
+    assert len(pids) >= 2, sorted(p.name for p in multiproc.iterdir())
 
 
 @pytest.mark.redis
@@ -132,13 +149,12 @@ def test_queue_depth_and_workers_are_read_from_storage(production: tuple[Orchest
 
     def settled() -> Samples | None:
         samples = scrape(orchestrator.base)
-        return samples if samples.get("orchestrator_task_queue_length") == 3 else None
+        registered = samples.get("orchestrator_worker_events_total", event="registered")
+        return samples if samples.get("orchestrator_task_queue_length") == 3 and registered == 1 else None
 
-    from tests.services import wait_until
-
-    samples = wait_until(settled, 20, what="three queued tasks")
+    samples = wait_until(settled, 20, what="three queued tasks and one registration")
     assert samples.get("orchestrator_active_workers") == 1
-    assert samples.get("orchestrator_worker_events_total", event="registered") == 1
+    assert samples.get("orchestrator_task_queue_length", task_type="echo") == 3
 
 
 def test_the_embedded_default_serves_metrics_from_one_process(embedded: Orchestrator) -> None:
