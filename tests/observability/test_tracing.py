@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Orchestrator
-from tests.services import service_env, start_api, start_celery_worker, wait_until
+from tests.services import (
+    BIN,
+    Process,
+    free_port,
+    service_env,
+    start_api,
+    start_celery_worker,
+    wait_for_status,
+    wait_until,
+)
 from tests.workers.http_worker import HttpWorker, unique
 
 
@@ -114,3 +123,38 @@ def test_nothing_is_traced_or_printed_without_configuration(capsys: pytest.Captu
     with tracing.span("avtomatika.result", {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}):
         pass
     assert capsys.readouterr() == ("", "")
+
+
+def test_the_embedded_default_traces_a_job_as_one_trace(tmp_path: Path) -> None:
+    spans_file = tmp_path / "spans.jsonl"
+    port = free_port()
+    env = service_env(
+        API_HOST="127.0.0.1",
+        API_PORT=str(port),
+        CLIENT_TOKEN="e" * 32,
+        AVTOMATIKA_OTEL_TEST_EXPORTER=f"file:{spans_file}",
+    )
+    process = Process([str(BIN / "avtomatika"), "run", "--app", "tests.apps.suite_app:engine"], env, "embedded")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_status(process, base)
+        orchestrator = Orchestrator("embedded", base)
+        job_id = orchestrator.create("/api/v1/jobs/native", {"value": 3})
+        assert orchestrator.wait(job_id)["status"] == "finished"
+
+        def whole_trace() -> list[dict]:
+            spans = read_spans(spans_file)
+            roots = [s for s in spans if s["name"] == "POST /api/v1/jobs/native"]
+            if not roots:
+                return []
+            mine = [s for s in spans if s["context"]["trace_id"] == roots[0]["context"]["trace_id"]]
+            names = {s["name"] for s in mine}
+            return mine if {"run/avtomatika.step", "run/avtomatika.native"} <= names else []
+
+        spans = wait_until(whole_trace, 20, what="the job's spans")
+    finally:
+        process.stop()
+    assert {s["resource"]["attributes"]["avtomatika.role"] for s in spans} == {"embedded"}
+    ids = {s["context"]["span_id"] for s in spans}
+    assert sum(1 for s in spans if s["parent_id"] not in ids) == 1  # one root: the create request
+    assert "Traceback" not in process.output()
