@@ -28,12 +28,24 @@ from .config import Config
 from .context import ActionFactory, ClientConfig, JobContext
 from .dispatcher import Dispatcher, new_task, next_attempt
 from .errors import HandlerError, JobNotFound
-from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
 from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook, StoreBranches
 from .quotas import monthly_quota
 from .storage.base import StorageBackend, dumps, loads
+from .stream import (
+    APPROVAL_REQUESTED,
+    JOB_CREATED,
+    JOB_ENDS,
+    STATE_FAILED,
+    STATE_FINISHED,
+    STATE_STARTED,
+    SUB_JOB_FINISHED,
+    SUB_JOB_STARTED,
+    TASK_DISPATCHED,
+    EventStream,
+    JobEvent,
+)
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
 from .waits import ApprovalWait, TaskWait, current_task, wait_of
@@ -42,6 +54,25 @@ logger = logging.getLogger(__name__)
 
 RUNNABLE = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_RETRY})
 BURST_COMMIT_SECONDS = 0.05
+# An event decided before its commit: (kind, JobEvent fields); it becomes a `JobEvent` once the commit succeeded.
+Pending = tuple[str, dict[str, Any]]
+
+
+def job_event(job: Job, kind: str, **fields: Any) -> JobEvent:
+    """A `JobEvent` about `job` as it is now (its status and commit counter); `state` defaults to its current one."""
+    fields.setdefault("state", job.get("current_state"))
+    return JobEvent(
+        kind=kind, job_id=job["id"], blueprint=job["blueprint_name"], status=job["status"], seq=job["seq"], **fields
+    )
+
+
+def task_fields(task: dict[str, Any]) -> dict[str, Any]:
+    """Event fields of a dispatched task (no params: they may be large or private)."""
+    return {
+        "task_id": task["task_id"],
+        "attempt": int(task.get("attempt", 1)),
+        "details": {"task_type": task["task_type"], "priority": task.get("priority", 0.0)},
+    }
 
 
 class StepScheduler(Protocol):
@@ -122,7 +153,7 @@ class OrchestratorCore:
         config: Config,
         blueprints: dict[str, StateMachineBlueprint],
         scheduler: StepScheduler,
-        hooks: Hooks,
+        stream: EventStream,
         native_tasks: dict[str, Any] | None = None,
         notifiers: dict[str, Notifier] | None = None,
     ) -> None:
@@ -130,7 +161,7 @@ class OrchestratorCore:
         self.config = config
         self.blueprints = blueprints
         self.scheduler = scheduler
-        self.hooks = hooks
+        self.stream = stream
         self.native_tasks = native_tasks if native_tasks is not None else {}
         self.notifiers = notifiers if notifiers is not None else {}
         self.dispatcher = Dispatcher(storage, config)
@@ -186,7 +217,7 @@ class OrchestratorCore:
         )
         if job_id != job["id"]:
             return job_id, False
-        self.hooks.job_created(job)
+        self.stream.emit([self._created(job, job["created_at"])])
         if publish is None:
             self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
         return job_id, True
@@ -208,7 +239,7 @@ class OrchestratorCore:
         if JobStatus(job["status"]) not in RUNNABLE:
             return "idle"
         blueprint = self.blueprints.get(job["blueprint_name"])
-        events: list[tuple[str, tuple[Any, ...]]] = []
+        events: list[Pending] = []
         started = time.monotonic()
         steps = 0
         while True:
@@ -244,15 +275,15 @@ class OrchestratorCore:
         changes: JobChanges | None = None,
         *,
         next_step: float | None = None,
-        events: list[tuple[str, tuple[Any, ...]]] | None = None,
+        events: list[Pending] | None = None,
     ) -> str:
         """Commit `job` (compare-and-set on `expected_seq`) with its index changes, retention and deadline.
 
         `next_step`: the job (if still runnable) runs its next step after that many seconds. An immediate
         step's broker message goes into the same atomic commit when storage can do that (Redis mode);
         otherwise the step is scheduled once the commit succeeded. On "ok" the after-commit effects of
-        `changes` run, then the hook `events`, then, for a terminal job, `job_ended` (once: only one
-        commit can make a job terminal).
+        `changes` run, then the stream gets the `events` decided before the commit, the events of the child
+        jobs created and, for a terminal job, its end event (once: only one commit can make a job terminal).
         """
         changes = changes or JobChanges()
         status = JobStatus(job["status"])
@@ -271,6 +302,10 @@ class OrchestratorCore:
             if message is not None:
                 changes.add(PublishStep(*message))
                 published = True
+        # Events are stamped before the write: anything another process does after the commit is later.
+        stamped = time.time()
+        for _, fields in events or []:
+            fields.setdefault("timestamp", stamped)
         result = self.storage.commit_job_changes(
             job,
             expected_seq,
@@ -289,16 +324,39 @@ class OrchestratorCore:
                 effect()
             except Exception:
                 logger.exception("after-commit effect failed for job %s", job["id"])
-        for name, args in events or []:
-            getattr(self.hooks, name)(job, *args)
-        if terminal:
-            self.hooks.job_ended(job)
-            if job.get("parent_id"):
-                try:
-                    self.resume_parent(job["id"], job["parent_id"])
-                except Exception:  # the sweep resumes the parent later
-                    logger.exception("resuming the parent of job %s failed", job["id"])
+        if self.stream.active:
+            self.stream.emit(self._committed_events(job, changes, events or [], terminal, stamped))
+        if terminal and job.get("parent_id"):
+            try:
+                self.resume_parent(job["id"], job["parent_id"])
+            except Exception:  # the sweep resumes the parent later
+                logger.exception("resuming the parent of job %s failed", job["id"])
         return result
+
+    def _created(self, job: Job, timestamp: float) -> JobEvent:
+        details = {"client_id": job.get("client_id"), "parent_id": job.get("parent_id")}
+        clean = {k: v for k, v in details.items() if v is not None}
+        return job_event(job, JOB_CREATED, details=clean, timestamp=timestamp)
+
+    def _committed_events(
+        self, job: Job, changes: JobChanges, events: list[Pending], terminal: bool, stamped: float
+    ) -> list[JobEvent]:
+        """The events of a commit that succeeded, in the order they happened (stamped before the write)."""
+        out = [job_event(job, kind, **fields) for kind, fields in events]
+        for op in changes.of(CreateJob):
+            child = op.job
+            out.append(self._created(child, stamped))
+            started = {"child_id": child["id"], "child_blueprint": child["blueprint_name"]}
+            out.append(
+                job_event(job, SUB_JOB_STARTED, next_state=child["blueprint_name"], details=started, timestamp=stamped)
+            )
+        if terminal:
+            ended = job.get("finished_at") or stamped
+            details = {"error_message": job.get("error_message"), "webhook": bool(job.get("webhook_url"))}
+            duration = max(0, round((ended - job["created_at"]) * 1000))
+            kind = JOB_ENDS[job["status"]]
+            out.append(job_event(job, kind, duration_ms=duration, details=details, timestamp=stamped))
+        return out
 
     def watch_deadline(
         self, job: Job, delay: float = 0.0, now: float | None = None, *, leased: bool = False
@@ -324,7 +382,7 @@ class OrchestratorCore:
             due.append(moment + delay + self.config.STEP_STALL_SECONDS)
         return min(due) if due else None
 
-    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[Pending]) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
         task = current_task(job)
         if job["status"] == JobStatus.AWAITING_RETRY.value and task and task.get("retry"):
@@ -334,6 +392,7 @@ class OrchestratorCore:
         state = job["current_state"]
         began = time.monotonic()
         snapshot = dumps(job["state_history"])
+        events.append((STATE_STARTED, {"state": state, "attempt": job["retry_count"] + 1}))
         try:
             spec = blueprint.find_handler(state, job["initial_data"], job["state_history"])
             if spec is None:
@@ -349,7 +408,12 @@ class OrchestratorCore:
         except Exception as exc:
             job["state_history"] = loads(snapshot)
             return self._handler_failed(job, state, exc, events)
-        events.append(("state_finished", (state, time.monotonic() - began)))
+        finished: dict[str, Any] = {
+            "state": state,
+            "previous_state": state,
+            "duration_ms": round((time.monotonic() - began) * 1000),
+        }
+        events.append((STATE_FINISHED, finished))
         job["state_history"] = context.state_history
         if job["retry_count"]:
             job["error_message"] = None
@@ -364,6 +428,7 @@ class OrchestratorCore:
             )
         if action["kind"] == "transition":
             target = action["state"]
+            finished["next_state"] = target
             cause = f"state {state!r}: transition_to({target!r})"
             entered = enter_state(job, blueprint, target, self.config, cause=cause)
             return _CONTINUE if entered and job["status"] == JobStatus.RUNNING.value else _STOP
@@ -377,12 +442,10 @@ class OrchestratorCore:
         if action["kind"] == "run_blueprint":
             return self._run_blueprint(job, state, action)
         if action["kind"] == "dispatch_parallel":
-            return self._fan_out(job, state, action)
+            return self._fan_out(job, state, action, events)
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
 
-    def _await_approval(
-        self, job: Job, state: str, action: dict[str, Any], events: list[tuple[str, tuple[Any, ...]]]
-    ) -> _Move:
+    def _await_approval(self, job: Job, state: str, action: dict[str, Any], events: list[Pending]) -> _Move:
         """Make the job wait for a human decision; its notifier is told once the commit succeeded."""
         timeout = action.get("timeout_seconds")
         if timeout is not None and (
@@ -404,7 +467,13 @@ class OrchestratorCore:
         changes = JobChanges()
         job_id = job["id"]
         changes.after.append(lambda: self._notify(job_id, wait))
-        events.append(("approval_requested", (wait,)))
+        requested = {
+            "integration": wait["integration"],
+            "message": wait["message"],
+            "decisions": sorted(wait["transitions"]),
+            "deadline": wait["deadline"],
+        }
+        events.append((APPROVAL_REQUESTED, {"state": state, "details": requested}))
         return _Move("stop", changes=changes)
 
     def _run_blueprint(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
@@ -426,15 +495,17 @@ class OrchestratorCore:
         if publish is None:
             child_id, name, first = child["id"], child["blueprint_name"], child["current_state"]
             changes.after.append(lambda: self.scheduler.schedule_step(child_id, 0, blueprint=name, state=first))
-        created = child
-        changes.after.append(lambda: self.hooks.job_created(created))
         return _Move("stop", changes=changes)
 
-    def move_on(self, job: Job, target: str | None, cause: str, *, otherwise: str = "") -> bool:
+    def move_on(
+        self, job: Job, target: str | None, cause: str, *, otherwise: str = "", event: Pending | None = None
+    ) -> bool:
         """An event answered a waiting job: enter `target` (or fail the job with `otherwise` when there is no
         target, or when its blueprint is not registered here) and commit, compare-and-set on the job's `seq`,
-        with the next step at once. True when this commit won."""
+        with the next step at once. True when this commit won. `event`: what answered, for the stream
+        (its `previous_state`/`next_state` are filled in here)."""
         seq = job["seq"]
+        state = job["current_state"]
         blueprint = self.blueprints.get(job["blueprint_name"])
         if blueprint is None:
             fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
@@ -442,7 +513,11 @@ class OrchestratorCore:
             fail(job, otherwise)
         else:
             enter_state(job, blueprint, target, self.config, cause=cause)
-        return self.commit(job, seq, next_step=0.0) == "ok"
+        events: list[Pending] = []
+        if event is not None:
+            kind, fields = event
+            events.append((kind, {"state": state, "previous_state": state, "next_state": target, **fields}))
+        return self.commit(job, seq, next_step=0.0, events=events) == "ok"
 
     def load_waiting(
         self, job_id: str, kind: str, status: JobStatus, **match: Any
@@ -472,7 +547,9 @@ class OrchestratorCore:
             parent["state_history"].setdefault("sub_job_results", {})[child_id] = result
             key = outcome_key(result)
             missing = f"child job {child_id} ended {result['status']} and run_blueprint has no {key!r} transition"
-            if self.move_on(parent, wait["transitions"].get(key), f"child job outcome {key!r}", otherwise=missing):
+            ended = (SUB_JOB_FINISHED, {"details": {"child_id": child_id, "child_status": result["status"]}})
+            target = wait["transitions"].get(key)
+            if self.move_on(parent, target, f"child job outcome {key!r}", otherwise=missing, event=ended):
                 return True
         return False
 
@@ -501,14 +578,14 @@ class OrchestratorCore:
             return
         notifier(self.approval_request(job_id, wait))
 
-    def _queue_task(self, job: Job, task: TaskWait, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _queue_task(self, job: Job, task: TaskWait, events: list[Pending]) -> _Move:
         """Put the job's task in its queue (or send it to Celery for a native task type) on commit."""
         job["wait"] = task
         job["progress"] = None
         set_status(job, JobStatus.WAITING_FOR_WORKER)
         changes = JobChanges()
         self.task_ops(job["id"], task, changes, wake=True)
-        events.append(("task_dispatched", (task,)))
+        events.append((TASK_DISPATCHED, task_fields(dict(task))))
         return _Move("stop", changes=changes)
 
     def task_ops(self, job_id: str, task: TaskWait, changes: JobChanges, *, wake: bool) -> None:
@@ -529,7 +606,7 @@ class OrchestratorCore:
             req, strategy = task["requirements"], task["strategy"]
             changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))
 
-    def _fan_out(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
+    def _fan_out(self, job: Job, state: str, action: dict[str, Any], events: list[Pending]) -> _Move:
         """`dispatch_parallel`: every branch is a task of its own, stored beside the job and dispatched in this
         commit; the fan-in (a Celery chord in Redis mode, else the branch count) runs the aggregator once."""
         now = time.time()
@@ -555,6 +632,7 @@ class OrchestratorCore:
         woken: dict[tuple[str, str, str], TaskWait] = {}
         for task in branches.values():
             self.task_ops(job["id"], task, changes, wake=False)
+            events.append((TASK_DISPATCHED, task_fields(dict(task))))
             if not task.get("native"):
                 woken.setdefault((task["task_type"], json.dumps(task["requirements"]), task["strategy"]), task)
         changes.ops.insert(0, StoreBranches(job["id"], dict(branches)))  # type: ignore[arg-type]
@@ -592,11 +670,12 @@ class OrchestratorCore:
         fail(job, message)
         return _STOP
 
-    def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[Pending]) -> _Move:
         detail = traceback.format_exc()
         prefix = "" if isinstance(exc, HandlerError) else f"handler raised {type(exc).__name__}: "
         message = f"state {state!r}: {prefix}{exc}"
-        events.append(("step_failed", (state, message, detail)))
+        failed = {"error_message": message, "traceback": detail}
+        events.append((STATE_FAILED, {"state": state, "attempt": job["retry_count"] + 1, "details": failed}))
         job["retry_count"] += 1
         job["error_message"] = message
         if job["retry_count"] > self.config.JOB_MAX_RETRIES:

@@ -100,3 +100,7 @@ class QuotaExceeded(AvtomatikaError):
 
 class Unsupported(AvtomatikaError):
     """The server cannot do this here (a missing optional binary, for example)."""
+
+
+class Unavailable(AvtomatikaError):
+    """A backing service (the history database) does not answer right now; try again later."""

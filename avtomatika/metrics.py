@@ -1,4 +1,4 @@
-"""Orchestration metrics (SPEC §6): a `Hooks` subscriber that counts into storage's shared counters.
+"""Orchestration metrics (SPEC §6): a subscriber of the job event stream that counts into storage's counters.
 
 Counters and histogram buckets go to `StorageBackend.add_to_counters`, so every process that commits (API
 processes, Celery worker processes, on any host) adds to the same numbers and any API process serves all of
@@ -21,11 +21,22 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from .hooks import Hooks
-from .job import Job, JobStatus
 from .storage.base import StorageBackend
+from .stream import (
+    JOB_CANCELLED,
+    JOB_CREATED,
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_QUARANTINED,
+    STATE_FAILED,
+    STATE_FINISHED,
+    TASK_DISPATCHED,
+    TASK_FINISHED,
+    TASK_TIMEOUT,
+    Event,
+    WorkerEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +56,8 @@ COUNTERS = {
 HISTOGRAMS = {
     "orchestrator_job_duration_seconds": "From creation to the end of a job, by blueprint and status",
     "orchestrator_step_duration_seconds": "Run time of a state's handler, by blueprint and state",
-    "orchestrator_task_duration_seconds": "From dispatch to the accepted result of a worker task, by task type",
+    "orchestrator_task_duration_seconds": "From dispatch to the result (or timeout) of a worker task attempt, by task "
+    "type and outcome",
 }
 GAUGES = {
     "orchestrator_task_queue_length": "Tasks waiting for a worker, by task type",
@@ -53,10 +65,10 @@ GAUGES = {
     "orchestrator_history_backlog": "History events buffered but not yet written",
 }
 _ENDINGS = {
-    JobStatus.FINISHED.value: "orchestrator_jobs_finished_total",
-    JobStatus.FAILED.value: "orchestrator_jobs_failed_total",
-    JobStatus.CANCELLED.value: "orchestrator_jobs_cancelled_total",
-    JobStatus.QUARANTINED.value: "orchestrator_jobs_quarantined_total",
+    JOB_FINISHED: "orchestrator_jobs_finished_total",
+    JOB_FAILED: "orchestrator_jobs_failed_total",
+    JOB_CANCELLED: "orchestrator_jobs_cancelled_total",
+    JOB_QUARANTINED: "orchestrator_jobs_quarantined_total",
 }
 Labels = tuple[tuple[str, str], ...]
 
@@ -148,55 +160,45 @@ class CounterBuffer:
             self.flush()
 
 
-class OrchestrationMetrics(Hooks):
-    """Counts engine events into `storage`; `history_backlog` feeds the backlog gauge (0 without history)."""
+class OrchestrationMetrics:
+    """Counts the events of the job event stream into `storage` (subscribe it with `stream.subscribe`);
+    `history_backlog` feeds the backlog gauge."""
 
     def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int] = lambda: 0) -> None:
         self.storage = storage
         self.history_backlog = history_backlog
         self.buffer = CounterBuffer(storage)
 
-    # -- events -------------------------------------------------------------------------------------------
-
-    def job_created(self, job: Job) -> None:
-        self._add({_field("orchestrator_jobs_total", {"blueprint": job["blueprint_name"]}): 1.0})
-
-    def job_ended(self, job: Job) -> None:
-        status, blueprint = job["status"], job["blueprint_name"]
-        amounts = {_field(_ENDINGS[status], {"blueprint": blueprint}): 1.0} if status in _ENDINGS else {}
-        duration = max(time.time() - float(job.get("created_at") or time.time()), 0.0)
-        self._observe(
-            amounts, "orchestrator_job_duration_seconds", {"blueprint": blueprint, "status": status}, duration
-        )
-        self._add(amounts)
-
-    def state_finished(self, job: Job, state: str, duration: float) -> None:
-        amounts: dict[str, float] = {}
-        labels = {"blueprint": job["blueprint_name"], "state": state}
-        self._observe(amounts, "orchestrator_step_duration_seconds", labels, duration)
-        self._add(amounts)
-
-    def step_failed(self, job: Job, state: str, error: str, traceback: str) -> None:
-        self._add({_field("orchestrator_step_errors_total", {"blueprint": job["blueprint_name"], "state": state}): 1})
-
-    def task_dispatched(self, job: Job, task: dict[str, Any]) -> None:
-        self._add({_field("orchestrator_tasks_dispatched_total", {"task_type": str(task.get("task_type", ""))}): 1.0})
-
-    def task_finished(self, job: Job, task: dict[str, Any], answer: str) -> None:
-        started = task.get("dispatched_at")
-        if started is None:
+    def handle(self, event: Event) -> None:
+        """Count one event of the stream."""
+        if isinstance(event, WorkerEvent):
+            self._add({_field("orchestrator_worker_events_total", {"event": event.kind}): 1.0})
             return
         amounts: dict[str, float] = {}
-        labels = {"task_type": str(task.get("task_type", ""))}
-        self._observe(amounts, "orchestrator_task_duration_seconds", labels, max(time.time() - float(started), 0.0))
-        self._add(amounts)
+        kind, blueprint = event.kind, event.blueprint
+        seconds = event.duration_ms / 1000 if event.duration_ms is not None else None
+        if kind == JOB_CREATED:
+            amounts[_field("orchestrator_jobs_total", {"blueprint": blueprint})] = 1.0
+        elif kind in _ENDINGS:
+            amounts[_field(_ENDINGS[kind], {"blueprint": blueprint})] = 1.0
+            labels = {"blueprint": blueprint, "status": event.status}
+            self._observe(amounts, "orchestrator_job_duration_seconds", labels, seconds)
+        elif kind == STATE_FINISHED:
+            labels = {"blueprint": blueprint, "state": event.state or ""}
+            self._observe(amounts, "orchestrator_step_duration_seconds", labels, seconds)
+        elif kind == STATE_FAILED:
+            amounts[_field("orchestrator_step_errors_total", {"blueprint": blueprint, "state": event.state or ""})] = 1
+        elif kind == TASK_DISPATCHED:
+            task_type = str(event.details.get("task_type", ""))
+            amounts[_field("orchestrator_tasks_dispatched_total", {"task_type": task_type})] = 1.0
+        elif kind in (TASK_FINISHED, TASK_TIMEOUT):
+            labels = {"task_type": str(event.details.get("task_type", "")), "outcome": event.outcome or ""}
+            self._observe(amounts, "orchestrator_task_duration_seconds", labels, seconds)
+        if amounts:
+            self._add(amounts)
 
-    def worker_event(self, event: str) -> None:
-        """A worker `registered`, sent a `status_update` (heartbeat) or `expired`."""
-        self._add({_field("orchestrator_worker_events_total", {"event": event}): 1.0})
-
-    def _observe(self, amounts: dict[str, float], name: str, labels: dict[str, str], value: float) -> None:
-        if not math.isfinite(value):
+    def _observe(self, amounts: dict[str, float], name: str, labels: dict[str, str], value: float | None) -> None:
+        if value is None or not math.isfinite(value):
             return
         amounts[_field(name, labels, _bucket(value))] = 1.0
         amounts[_field(name, labels, "sum")] = value

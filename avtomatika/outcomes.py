@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .blueprint import StateMachineBlueprint
 from .config import Config
 from .job import Job, JobStatus, set_status
+from .stream import TASK_FINISHED, TASK_RETRY, TASK_TIMEOUT
 from .transitions import enter_state, fail
 from .waits import current_task
 
@@ -105,3 +107,28 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
 
     _ended(job, JobStatus.FAILED, f"{label} returned status {status!r}, which is not a key of its transitions")
     return Outcome(SUCCESS, "none")
+
+
+def attempt_events(
+    task: dict[str, Any], state: str, worker_id: str, result: dict[str, Any], *, timed_out: bool, retried: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """The stream events of one worker attempt's result (see `avtomatika.stream`): `task_finished` with its
+    outcome (`task_timeout` when the lease expired), then `task_retry` when the task goes out again."""
+    status = result.get("status") or "success"
+    outcome = "timeout" if timed_out else status if status in ("failure", "cancelled") else "success"
+    error = result.get("error") or None
+    started = float(task.get("dispatched_at") or time.time())
+    fields: dict[str, Any] = {
+        "state": state,
+        "task_id": task["task_id"],
+        "worker_id": worker_id,
+        "attempt": int(task.get("attempt", 1)),
+        "duration_ms": max(0, round((time.time() - started) * 1000)),
+        "outcome": outcome,
+        "details": {"task_type": task["task_type"], "status": status, "error": error},
+    }
+    events = [(TASK_TIMEOUT if timed_out else TASK_FINISHED, fields)]
+    if retried:
+        again = {"task_type": task["task_type"], "failed_attempt": fields["attempt"]}
+        events.append((TASK_RETRY, {"state": state, "task_id": task["task_id"], "details": again}))
+    return events

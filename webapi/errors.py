@@ -16,6 +16,7 @@ from avtomatika.errors import (
     QuotaExceeded,
     TransitionNotAllowed,
     Unauthorized,
+    Unavailable,
     Unsupported,
 )
 
@@ -83,6 +84,7 @@ _DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
     (TransitionNotAllowed, 409),
     (Unsupported, 501),
     (Unauthorized, 401),
+    (Unavailable, 503),
 ]
 
 

@@ -235,6 +235,28 @@ class JobView(Schema):
     )
 
 
+class HistoryEvent(Schema):
+    """One row of a job's history (SPEC §6): the original's columns plus the order and the job's status."""
+
+    sequence = fields.Integer(required=True, metadata={"description": "1, 2, 3, ... in the job's event order"})
+    event_id = fields.String(required=True)
+    job_id = fields.String(required=True)
+    job_seq = fields.Integer(required=True, metadata={"description": "the job's commit counter after the event"})
+    timestamp = fields.String(required=True, metadata={"description": "ISO 8601, UTC, microseconds"})
+    event_type = fields.String(required=True)
+    blueprint = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "the job's status after the event"})
+    state = fields.String(allow_none=True)
+    previous_state = fields.String(allow_none=True)
+    next_state = fields.String(allow_none=True)
+    duration_ms = fields.Integer(allow_none=True)
+    worker_id = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True)
+    attempt_number = fields.Integer(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"description": "of an attempt: success/failure/timeout"})
+    context_snapshot = fields.Dict(required=True)
+
+
 class WorkerRecord(Schema):
     """A live worker as the API shows it: what it registered, its status, load and reputation (no secrets)."""
 
@@ -296,6 +318,16 @@ class Health(StatusAnswer):
 
 class DashboardWorkers(Schema):
     total = fields.Integer(required=True)
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "idle, busy, ..."})
+    by_task_type = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "live workers supporting each type"}
+    )
+
+
+class DashboardHistory(Schema):
+    backlog = fields.Integer(required=True, metadata={"description": "events this API process has not written yet"})
+    dropped = fields.Integer(required=True, metadata={"description": "events dropped because the buffer was full"})
+    failing = fields.Boolean(required=True, metadata={"description": "the history database refuses writes now"})
 
 
 DashboardJobs = Schema.from_dict(
@@ -311,3 +343,4 @@ DashboardJobs = Schema.from_dict(
 class Dashboard(Schema):
     workers = fields.Nested(DashboardWorkers, required=True)
     jobs = fields.Nested(DashboardJobs, required=True)
+    history = fields.Nested(DashboardHistory, metadata={"description": "with history enabled"})

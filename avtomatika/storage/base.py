@@ -212,6 +212,11 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
+    def set_reputations(self, values: dict[str, float]) -> None:
+        """Set `reputation` (0..1, computed by the orchestrator) of each live worker in `values`; unknown or
+        expired workers are skipped and no TTL changes. Atomic per worker (never races a heartbeat)."""
+
+    @abstractmethod
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         """How many leases each worker holds."""
 

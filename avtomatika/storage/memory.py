@@ -397,6 +397,14 @@ class MemoryStorage(StorageBackend):
             cancels = sorted(self._cancels.pop(worker_id, set()))
             return record, cancels
 
+    def set_reputations(self, values: dict[str, float]) -> None:
+        now = time.time()
+        with self._lock:
+            for worker_id, reputation in values.items():
+                entry = self._workers.get(worker_id)
+                if entry is not None and entry[1] > now:
+                    entry[0]["reputation"] = float(reputation)
+
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         with self._lock:
             counts: dict[str, int] = defaultdict(int)

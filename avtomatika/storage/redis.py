@@ -107,6 +107,7 @@ class RedisStorage(StorageBackend):
         self._record_branch = self.client.register_script(scripts.source("record_branch"))
         self._park_branch = self.client.register_script(scripts.source("park_branch"))
         self._heartbeat = self.client.register_script(scripts.source("heartbeat"))
+        self._set_reputations = self.client.register_script(scripts.source("set_reputations"))
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
         self._replace_hash = self.client.register_script(scripts.source("replace_hash"))
@@ -407,6 +408,10 @@ class RedisStorage(StorageBackend):
         flat, cancels = found
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         return self._worker(fields), sorted(_text(c) for c in cancels)
+
+    def set_reputations(self, values: dict[str, float]) -> None:
+        if values:
+            self._set_reputations(args=[self.prefix, *(item for w, r in values.items() for item in (w, dumps(r)))])
 
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         pipe = self.client.pipeline(transaction=False)

@@ -22,6 +22,7 @@ NAMES = (
     "sample_pollers",
     "release_lock",
     "replace_hash",
+    "set_reputations",
 )
 
 

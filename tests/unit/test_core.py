@@ -11,29 +11,29 @@ from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.context import ClientConfig
 from avtomatika.core import InlineScheduler
-from avtomatika.hooks import Hooks
 from avtomatika.results import TaskEvents
 from avtomatika.storage import MemoryStorage
+from avtomatika.stream import JOB_ENDS, JobEvent
 
 CLIENT = ClientConfig("c1", plan="pro", params={"tier": "gold"})
 FAR_FUTURE = time.time() + 10 * 365 * 24 * 3600
 
 
-class Recorder(Hooks):
+class Recorder:
+    """Subscribes to the event stream; keeps the events the old hook tests looked at, plus every event."""
+
+    NAMES = {"job_created": "job_created", "state_finished": "state_finished", "state_failed": "step_failed"}
+
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.all: list[JobEvent] = []
 
-    def job_created(self, job):
-        self.events.append(("job_created", job["id"]))
-
-    def state_finished(self, job, state, duration):
-        self.events.append(("state_finished", state))
-
-    def step_failed(self, job, state, error, traceback):
-        self.events.append(("step_failed", state))
-
-    def job_ended(self, job):
-        self.events.append(("job_ended", job["status"]))
+    def handle(self, event):
+        self.all.append(event)
+        if event.kind in self.NAMES:
+            self.events.append((self.NAMES[event.kind], event.job_id if event.kind == "job_created" else event.state))
+        elif event.kind in JOB_ENDS.values():
+            self.events.append(("job_ended", event.status))
 
 
 class Harness:
@@ -46,7 +46,7 @@ class Harness:
         for bp in blueprints:
             self.engine.register_blueprint(bp)
         self.hooks = Recorder()
-        self.engine.hooks.add(self.hooks)
+        self.engine.stream.subscribe(self.hooks)
         self.sched = InlineScheduler()
         self.core = self.engine.build_core(self.sched)
 

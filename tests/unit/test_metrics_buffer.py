@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from avtomatika import metrics
-from avtomatika.job import new_job
 from avtomatika.storage import MemoryStorage
+from avtomatika.stream import JobEvent, WorkerEvent
 
 
 class FlakyStorage(MemoryStorage):
@@ -39,12 +39,25 @@ def test_a_snapshot_includes_this_process_pending_counts() -> None:
     storage = MemoryStorage()
     recorder = metrics.OrchestrationMetrics(storage, history_backlog=lambda: 7)
     recorder.buffer.interval = 3600
-    job = new_job("bp", "start", {}, "client")
-    recorder.job_created(job)
-    recorder.state_finished(job, "start", 0.02)
-    recorder.state_finished(job, "start", 7200.0)
-    job["status"] = "finished"
-    recorder.job_ended(job)
+    for event in (
+        JobEvent("job_created", "j1", "bp", "start", "pending", 0),
+        JobEvent("state_finished", "j1", "bp", "start", "running", 1, duration_ms=20),
+        JobEvent("state_finished", "j1", "bp", "start", "running", 2, duration_ms=7_200_000),
+        JobEvent(
+            "task_finished",
+            "j1",
+            "bp",
+            "start",
+            "running",
+            3,
+            duration_ms=5,
+            outcome="success",
+            details={"task_type": "echo"},
+        ),
+        JobEvent("job_finished", "j1", "bp", "done", "finished", 4, duration_ms=7_300_000),
+        WorkerEvent("registered", "w1"),
+    ):
+        recorder.handle(event)
     snapshot = recorder.snapshot()
     assert snapshot.counters["orchestrator_jobs_total"] == {(("blueprint", "bp"),): 1.0}
     assert snapshot.counters["orchestrator_jobs_finished_total"] == {(("blueprint", "bp"),): 1.0}
@@ -52,5 +65,10 @@ def test_a_snapshot_includes_this_process_pending_counts() -> None:
     assert steps.count == 2 and steps.sum == pytest.approx(7200.02)
     buckets = dict(steps.buckets)
     assert buckets["0.01"] == 0 and buckets["0.025"] == 1 and buckets["3600.0"] == 1 and buckets["+Inf"] == 2
+    tasks = snapshot.histograms["orchestrator_task_duration_seconds"][(("outcome", "success"), ("task_type", "echo"))]
+    assert tasks.count == 1
+    jobs = snapshot.histograms["orchestrator_job_duration_seconds"][(("blueprint", "bp"), ("status", "finished"))]
+    assert jobs.count == 1 and dict(jobs.buckets)["3600.0"] == 0
+    assert snapshot.counters["orchestrator_worker_events_total"] == {(("event", "registered"),): 1.0}
     assert snapshot.gauges["orchestrator_history_backlog"] == {(): 7.0}
     assert snapshot.gauges["orchestrator_active_workers"] == {(): 0.0}
