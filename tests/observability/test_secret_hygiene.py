@@ -2,8 +2,9 @@
 approval, completion webhooks), no token, no token hash and no auth header value appears in any log line
 (the test's own captured logs and the logs of every process it starts), job view, webhook body or API answer.
 
-Tokens are random per run, so a match can only be a leak. History rows are scanned through their route: once
-`GET /api/v1/jobs/{id}/history` exists its answers are API answers like any other (see `scan_history`).
+Tokens are random per run, so a match can only be a leak. History is on (SQLite): its rows are scanned
+through their route (`GET /api/v1/jobs/{id}/history` answers are API answers like any other) and as the raw
+bytes of the database files, which holds every row of every table.
 """
 
 from __future__ import annotations
@@ -188,10 +189,20 @@ def workload(http: Recorder, secrets: Secrets, receiver: Receiver) -> list[str]:
 
 
 def scan_history(http: Recorder, client: dict[str, str], jobs: list[str]) -> None:
-    """The hook for history rows: each job's history route is called and its answer joins the scanned API
-    answers (404 until the history module is merged; then its rows are scanned like every other answer)."""
+    """Each job's history (its answer joins the scanned API answers)."""
     for job_id in jobs:
-        http.call("GET", f"/api/v1/jobs/{job_id}/history", client)
+        answer = http.call("GET", f"/api/v1/jobs/{job_id}/history", client)
+        assert answer.status_code == 200 and answer.json(), answer.text
+
+
+def database_files(path: Path) -> dict[str, str]:
+    """The history database and its WAL, as text: every row of every table is in there."""
+    found = {}
+    for name in (path, Path(f"{path}-wal")):
+        if name.exists():
+            found[name.name] = name.read_bytes().decode("latin-1")
+    assert path.name in found
+    return found
 
 
 def leaks(texts: dict[str, str], forbidden: list[str]) -> list[tuple[str, str]]:
@@ -206,13 +217,14 @@ def test_no_secret_in_logs_answers_views_or_webhooks_redis_mode(redis_url: str, 
         REDIS_URL=redis_url + "/8",
         REDIS_KEY_PREFIX="hygiene",
         LOG_LEVEL="DEBUG",
+        HISTORY_DATABASE_URI=f"sqlite:///{tmp_path / 'history.db'}",
         **secrets.write_files(tmp_path),
     )
     worker = start_celery_worker(env)
     api, base = start_api(env, workers=2, config=str(ROOT / "deploy/gunicorn.conf.py"))
     try:
         http = Recorder(base)
-        workload(http, secrets, receiver)
+        jobs = workload(http, secrets, receiver)
     finally:
         api.stop()
         worker.stop()
@@ -220,7 +232,9 @@ def test_no_secret_in_logs_answers_views_or_webhooks_redis_mode(redis_url: str, 
     assert "hygiene-worker" in logs["api log"] and "avtomatika.step" in logs["celery worker log"]  # logs were kept
     answers = {f"answer {i}": text for i, text in enumerate(http.answers)}
     webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.received)}
-    assert leaks({**logs, **answers, **webhooks}, secrets.forbidden()) == []
+    history = database_files(tmp_path / "history.db")
+    assert any(jobs[0] in text for text in history.values())  # the rows are in the scanned bytes
+    assert leaks({**logs, **answers, **webhooks, **history}, secrets.forbidden()) == []
     assert leaks(logs, secrets.approvals) == []
 
 
@@ -229,7 +243,7 @@ def test_no_secret_in_captured_logs_embedded_mode(tmp_path: Path, receiver, capl
     from tests.apps import suite_app
 
     secrets = Secrets()
-    config = Config(secrets.write_files(tmp_path))
+    config = Config({**secrets.write_files(tmp_path), "HISTORY_DATABASE_URI": f"sqlite:///{tmp_path / 'history.db'}"})
     config.API_HOST, config.API_PORT = "127.0.0.1", 0
     engine = suite_app.build_engine(config=config)
     runner = engine.wiring.runner()
@@ -247,5 +261,7 @@ def test_no_secret_in_captured_logs_embedded_mode(tmp_path: Path, receiver, capl
     answers = {f"answer {i}": text for i, text in enumerate(http.answers)}
     webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.received)}
     stored = {f"stored job {job_id}": text for job_id, text in views.items()}
-    assert leaks({**logs, **answers, **webhooks, **stored}, secrets.forbidden()) == []
+    history = database_files(tmp_path / "history.db")
+    assert any(jobs[0] in text for text in history.values())  # the rows are in the scanned bytes
+    assert leaks({**logs, **answers, **webhooks, **stored, **history}, secrets.forbidden()) == []
     assert leaks(logs, secrets.approvals) == []
