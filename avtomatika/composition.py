@@ -42,8 +42,9 @@ class Wiring:
 
                 history = open_history(self.registry.config)
             self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry), history)
-            # completion webhooks and history subscribe once per engine (a second service would post twice)
+            # completion webhooks, metrics and history subscribe once per engine (a second service would post twice)
             self.registry.stream.subscribe(self._service.webhooks, kinds=JOB_ENDS.values())
+            self.registry.stream.subscribe(self._service.metrics)
             if history is not None:
                 self.registry.stream.subscribe(history.writer)
                 history.writer.start()
