@@ -20,7 +20,7 @@ from .dispatcher import next_attempt
 from .job import Job, JobStatus
 from .ops import EndLease, NotifyCancel, Withdraw
 from .outcomes import INVALID_INPUT_ERROR, PERMANENT_ERROR, attempt_events
-from .stream import BRANCH_FINISHED
+from .stream import BRANCH_FINISHED, TASK_FINISHED
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .waits import wait_of
 
@@ -71,6 +71,10 @@ class BranchEvents:
         record = self.storage.branch(job["id"], branch_id) if branch_id else None
         if branch_id is None or record is None or record.get("task_id") != task_id:
             return None
+        if self.core.stream.wants(TASK_FINISHED) and "seq" not in job:
+            # A fan-in by chord did not read the job; the stream needs its commit counter, read before this
+            # branch is recorded so that it is the fan-out's (the fan-in needs this branch first).
+            job = self.storage.get_job(job["id"]) or job
         final = branch_outcome(record, result, self.config.JOB_MAX_RETRIES)
         retry: dict[str, Any] | None = None
         entry: QueueEntry | None = None
@@ -120,13 +124,8 @@ class BranchEvents:
         final: dict[str, Any] | None,
     ) -> None:
         """Stream events of a recorded branch attempt (between the job's commits: they carry its last `seq`)."""
-        if not self.core.stream.active:
+        if not self.core.stream.wants(TASK_FINISHED) or "seq" not in job:  # no listener, or the job is gone
             return
-        if "seq" not in job:  # a fan-in by chord did not read the job
-            stored = self.storage.get_job(job["id"])
-            if stored is None:
-                return
-            job = stored
         timed_out = answer != BRANCH_ACCEPTED
         state = job["current_state"]
         pending: list[Pending] = attempt_events(

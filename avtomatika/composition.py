@@ -14,6 +14,7 @@ from webapi.app import create_app
 from .registry import Registry
 from .runner import EmbeddedRunner
 from .service import Orchestrator
+from .stream import JOB_ENDS
 
 
 class Wiring:
@@ -41,8 +42,9 @@ class Wiring:
 
                 history = open_history(self.registry.config)
             self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry), history)
-            # completion webhooks and history subscribe once per engine (a second service would post twice)
-            self.registry.stream.subscribe(self._service.webhooks)
+            # completion webhooks, metrics and history subscribe once per engine (a second service would post twice)
+            self.registry.stream.subscribe(self._service.webhooks, kinds=JOB_ENDS.values())
+            self.registry.stream.subscribe(self._service.metrics)
             if history is not None:
                 self.registry.stream.subscribe(history.writer)
                 history.writer.start()

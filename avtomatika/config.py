@@ -97,6 +97,8 @@ class Config:
         self.DEBUG_ENDPOINTS: bool = _bool(env, "DEBUG_ENDPOINTS", False)
         self.APPROVAL_WEBHOOK_URL: str = env.get("APPROVAL_WEBHOOK_URL", "")
         self.OTEL_EXPORTER_OTLP_ENDPOINT: str = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        # tests only: `file:PATH` writes spans as JSON lines instead of exporting them over OTLP
+        self.AVTOMATIKA_OTEL_TEST_EXPORTER: str = env.get("AVTOMATIKA_OTEL_TEST_EXPORTER", "")
 
     @property
     def redis_url(self) -> str:

@@ -31,6 +31,7 @@ from .errors import HandlerError, JobNotFound
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
 from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook, StoreBranches
+from .quotas import monthly_quota
 from .storage.base import StorageBackend, dumps, loads
 from .stream import (
     APPROVAL_REQUESTED,
@@ -177,11 +178,15 @@ class OrchestratorCore:
         webhook_url: str | None = None,
         dispatch_timeout: float | None = None,
         result_timeout: float | None = None,
+        monthly_attempts: int | None = None,
+        tracing_context: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and schedule its first step; returns `(job_id, created)`.
 
         With an idempotency key a repeated request of the same client returns the first job's id and
-        `created=False`.
+        `created=False`. With `monthly_attempts` the create counts against the client's quota for this
+        calendar month; `QuotaExceeded` when it is used up. `tracing_context`: the W3C context of the create
+        request, which the job's steps and tasks continue.
         """
         blueprint = self.blueprints.get(blueprint_name)
         if blueprint is None:
@@ -196,6 +201,8 @@ class OrchestratorCore:
             result_timeout=result_timeout,
         )
         job["client"] = {"client_id": client.client_id, "plan": client.plan, "params": client.params}
+        if tracing_context:
+            job["tracing_context"] = tracing_context
         scoped_key = None
         if idempotency_key is not None:
             scoped_key = hashlib.sha256(f"{client.client_id}\0{idempotency_key}".encode()).hexdigest()
@@ -206,6 +213,7 @@ class OrchestratorCore:
             idempotency_ttl=self.config.IDEMPOTENCY_TTL_SECONDS,
             watch_until=job["created_at"] + self.config.STEP_STALL_SECONDS,
             publish=publish,
+            quota=monthly_quota(client.client_id, monthly_attempts),
         )
         if job_id != job["id"]:
             return job_id, False

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import tracing
 from .config import DEFAULT_CLIENT_TOKEN, DEFAULT_WORKER_TOKEN
 from .registry import Registry
 from .security import check_production_tokens
@@ -57,6 +58,7 @@ class EmbeddedRunner:
 
         engine = self.engine
         check_production_tokens(engine.config)
+        tracing.configure(engine.config, "embedded")  # every role of this process shares one tracer provider
         app = self.make_wsgi_app()  # validates clients.toml/workers.toml before anything runs
         self._start_worker()
         self._server = make_server(

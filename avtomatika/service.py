@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import tracing
 from .branches import branch_id_of
 from .config import Config
 from .context import ClientConfig
@@ -28,6 +29,7 @@ from .errors import (
     WorkerNotFound,
 )
 from .job import JOB_STATUSES, Job, JobStatus, job_view
+from .metrics import OrchestrationMetrics, Snapshot
 from .native import native_outcome
 from .registry import Registry
 from .reputation import refresh_reputations
@@ -71,6 +73,8 @@ class Orchestrator:
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
+        # subscribed to the event stream by the composition root, once per engine (as the webhooks are)
+        self.metrics = OrchestrationMetrics(self.storage, lambda: self.history_backlog() or 0)
         self.sweeper = Sweeper(
             self.storage,
             self.config,
@@ -80,6 +84,7 @@ class Orchestrator:
             self._refresh_reputations if history is not None else None,
         )
         self._worker_tokens: dict[str, str] | None = None
+        self.tracing = tracing.enabled(self.config)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -89,8 +94,11 @@ class Orchestrator:
 
     def create_job(self, blueprint: str, initial_data: dict[str, Any], client: ClientConfig, **options: Any) -> str:
         """Store a new job and schedule its first step; returns its id (the first job's for a repeated
-        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`."""
-        job_id, _created = self.core.create_job(blueprint, initial_data, client, **options)
+        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`,
+        `monthly_attempts` (the client's quota; `QuotaExceeded` when used up)."""
+        job_id, _created = self.core.create_job(
+            blueprint, initial_data, client, tracing_context=tracing.current_context(), **options
+        )
         return job_id
 
     def visible_job(self, job_id: str, client: Client) -> Job:
@@ -264,6 +272,10 @@ class Orchestrator:
         self.storage.flush()
         self.reload_worker_tokens()
 
+    def metrics_snapshot(self) -> Snapshot:
+        """Every orchestration metric now (counters from all processes, gauges read from storage)."""
+        return self.metrics.snapshot()
+
     def storage_reachable(self) -> bool:
         """True when storage (and in Redis mode the broker, the same Redis) answers."""
         return self.storage.ping()
@@ -384,8 +396,15 @@ class Orchestrator:
         }
 
     def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> str:
-        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`."""
-        return self.events.accept_result(job_id, task_id, worker_id, result)
+        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`.
+
+        With tracing on, the result is handled in a span of the job's trace (whatever trace the request had).
+        """
+        if not self.tracing:
+            return self.events.accept_result(job_id, task_id, worker_id, result)
+        job = self.storage.get_job(job_id)
+        with tracing.span("avtomatika.result", job and job.get("tracing_context"), job_id=job_id, task_id=task_id):
+            return self.events.accept_result(job_id, task_id, worker_id, result)
 
     def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
         """Store a progress event of the task's lease holder; `job_id` "" finds the job from the lease."""
@@ -446,7 +465,7 @@ class Orchestrator:
 
     def _task_started(self, job: Job, task: dict[str, Any], worker_id: str) -> None:
         """A worker (or Celery, for a native task type) took an attempt: a stream event between commits."""
-        if self.registry.stream.active:
+        if self.registry.stream.wants(TASK_STARTED):
             fields = {"task_id": task["task_id"], "attempt": int(task.get("attempt", 1)), "worker_id": worker_id}
             details = {"task_type": task["task_type"]}
             self.registry.stream.emit([job_event(job, TASK_STARTED, details=details, **fields)])

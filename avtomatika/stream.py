@@ -6,6 +6,7 @@ succeeded; worker registrations, status updates and expiries are `WorkerEvent`s.
 metrics, tracing, completion webhooks) subscribe to the stream; the core never calls them by name.
 
     engine.stream.subscribe(lambda event: print(event.kind, event.job_id))
+    engine.stream.subscribe(on_end, kinds=JOB_ENDS.values())  # only some kinds
 
 A subscriber is a callable taking one event, or an object with `handle(event)`. It runs in the process
 and thread that made the change, so it must be quick (buffer, then work elsewhere); an exception in it is
@@ -136,33 +137,43 @@ class EventStream:
     """Hands every emitted event to every subscriber, in subscription order."""
 
     def __init__(self) -> None:
-        self._subscribers: tuple[Callable[[Event], None], ...] = ()
+        self._subscribers: tuple[tuple[Callable[[Event], None], frozenset[str] | None], ...] = ()
         self._lock = threading.Lock()
 
     @property
     def active(self) -> bool:
-        """True when anybody listens (building costly events can be skipped otherwise)."""
+        """True when anybody listens (building events can be skipped otherwise)."""
         return bool(self._subscribers)
 
-    def subscribe(self, subscriber: Subscriber | Callable[[Event], None]) -> Callable[[], None]:
-        """Add a subscriber (a callable or an object with `handle`); returns a function that removes it."""
+    def wants(self, kind: str) -> bool:
+        """True when a subscriber listens to events of `kind` (an event that costs a read is built only then)."""
+        return any(kinds is None or kind in kinds for _, kinds in self._subscribers)
+
+    def subscribe(
+        self, subscriber: Subscriber | Callable[[Event], None], kinds: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        """Add a subscriber (a callable or an object with `handle`), to every event or only to `kinds`;
+        returns a function that removes it."""
         call: Callable[[Event], None] = subscriber.handle if isinstance(subscriber, Subscriber) else subscriber
+        entry = (call, frozenset(kinds) if kinds is not None else None)
         with self._lock:
-            self._subscribers = (*self._subscribers, call)
+            self._subscribers = (*self._subscribers, entry)
 
         def unsubscribe() -> None:
             with self._lock:
-                self._subscribers = tuple(s for s in self._subscribers if s is not call)
+                self._subscribers = tuple(s for s in self._subscribers if s is not entry)
 
         return unsubscribe
 
     def emit(self, events: Iterable[Event]) -> None:
-        """Give each event to every subscriber; a failing subscriber is logged and skipped."""
+        """Give each event to every subscriber that wants it; a failing subscriber is logged and skipped."""
         subscribers = self._subscribers
         if not subscribers:
             return
         for event in events:
-            for call in subscribers:
+            for call, kinds in subscribers:
+                if kinds is not None and event.kind not in kinds:
+                    continue
                 try:
                     call(event)
                 except Exception:

@@ -20,8 +20,11 @@ _ORIGIN = f"avtomatika@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any]) -> str:
-    """The JSON kombu's Redis transport stores for `avtomatika.step(job_id, seq, **kwargs)` on `queue`."""
+def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any], trace: dict[str, str] | None = None) -> str:
+    """The JSON kombu's Redis transport stores for `avtomatika.step(job_id, seq, **kwargs)` on `queue`.
+
+    `trace`: W3C trace context headers (`traceparent`, ...): this message bypasses Celery's publish signals,
+    so it carries them itself, where OpenTelemetry's Celery instrumentation reads them in the worker."""
     task_id = str(uuid.uuid4())
     body = json.dumps([[job_id, seq], kwargs, _EMBED])
     message = {
@@ -48,6 +51,7 @@ def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any]) -> s
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
+            **(trace or {}),
         },
         "properties": {
             "correlation_id": task_id,

@@ -158,14 +158,18 @@ def wait_for_status(proc: Process, base: str, what: str = "API server") -> None:
     wait_until(up, 30, what=what)
 
 
-def start_api(env: dict[str, str]) -> tuple[Process, str]:
-    port = free_port()
+def start_api(
+    env: dict[str, str], workers: int = 1, port: int | None = None, config: str | None = None
+) -> tuple[Process, str]:
+    """gunicorn (gevent) serving the API; `config`: a gunicorn config file (e.g. deploy/gunicorn.conf.py)."""
+    port = port or free_port()
     args = [
         str(BIN / "gunicorn"),
+        *(["-c", config] if config else []),
         "-k",
         "gevent",
         "-w",
-        "1",
+        str(workers),
         "-b",
         f"127.0.0.1:{port}",
         "--graceful-timeout",

@@ -8,12 +8,15 @@ from typing import Any
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 
+from avtomatika import tracing
+from avtomatika.quotas import warn_unkept_quotas
 from avtomatika.registry import Registry
 from avtomatika.security import ClientRegistry
 from avtomatika.service import Orchestrator
 
 from .auth import CLIENT_HEADER, authenticate_client
 from .errors import register_error_handlers
+from .metrics import install_metrics
 from .ratelimit import RateLimits
 from .resources import admin, approvals, blueprints, debug, jobs, public, workers
 from .smorest import Api
@@ -49,7 +52,10 @@ def create_app(service: Orchestrator) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["avtomatika.service"] = service
-    app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
+    clients = ClientRegistry.from_config(engine.config)
+    app.extensions["avtomatika.clients"] = clients
+    with_quota = [client.client_id for client in clients.clients if client.monthly_attempts is not None]
+    warn_unkept_quotas(with_quota, persistent=bool(engine.redis_url))
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
     app.url_map.converters["job_id"] = jobs.JobIdConverter
@@ -68,6 +74,11 @@ def create_app(service: Orchestrator) -> Flask:
     service.reload_worker_tokens()
     workers.register_websocket(app)
     register_error_handlers(app)
+    install_metrics(app, service)
+    if tracing.configure(engine.config, "api"):
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app, excluded_urls="_public/metrics,_public/status")
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
     app.before_request(approvals.authorize_decision)

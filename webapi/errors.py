@@ -13,6 +13,7 @@ from avtomatika.errors import (
     AvtomatikaError,
     ConflictError,
     NotFound,
+    QuotaExceeded,
     TransitionNotAllowed,
     Unauthorized,
     Unavailable,
@@ -112,6 +113,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AvtomatikaError)
     def domain_error(exc: AvtomatikaError) -> Any:
         details = exc.context or None
+        if isinstance(exc, QuotaExceeded):
+            return _response(429, exc.message, details, {"Retry-After": str(math.ceil(exc.retry_after))})
         for kind, status in _DOMAIN_STATUS:
             if isinstance(exc, kind):
                 return _response(status, exc.message, details)

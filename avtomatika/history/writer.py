@@ -17,6 +17,8 @@ import time
 import uuid
 from collections import deque
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from ..stream import Event
 from .store import HistoryStore
 
@@ -86,16 +88,18 @@ class HistoryWriter:
         deadline = time.monotonic() + timeout
         with self._wake:
             self._wake.notify()
-        while self.backlog and time.monotonic() < deadline and self._pid == os.getpid():
+        while self.backlog and time.monotonic() < deadline and self._pid == os.getpid() and not self._stopping:
             time.sleep(0.02)
         return self.backlog == 0
 
     def stop(self) -> None:
         """Stop the background thread after a last flush attempt."""
+        atexit.unregister(self.flush)
         self.flush(2.0)
         self._stopping = True
         with self._wake:
             self._wake.notify()
+        self.store.engine.dispose()  # pooled connections; one the thread still uses is closed when returned
 
     # -- the background thread ---------------------------------------------------------------------------
 
@@ -110,6 +114,21 @@ class HistoryWriter:
                 self.store.dispose()
             self._pid = os.getpid()
             threading.Thread(target=self._run, name="history-writer", daemon=True).start()
+
+    def _write_one_by_one(self) -> bool:
+        """Write the batch in flight event by event, dropping (and logging) what the database refuses;
+        False when the database became unreachable meanwhile (the batch is then retried as a whole)."""
+        for item in self._inflight:
+            try:
+                self.store.write([item])
+            except (OperationalError, InterfaceError):
+                return False
+            except Exception:
+                self.dropped += 1
+                logger.exception(
+                    "history event %s of job %s refused: dropped", item[1].kind, getattr(item[1], "job_id", "")
+                )
+        return True
 
     def _run(self) -> None:
         try:
@@ -129,7 +148,7 @@ class HistoryWriter:
             try:
                 self.store.ensure_schema()
                 self.store.write(self._inflight)
-            except Exception as exc:
+            except (OperationalError, InterfaceError) as exc:  # the database is down or unreachable
                 if self._failing_since is None:
                     self._failing_since = time.time()
                     reason = str(exc).splitlines()[0][:300]
@@ -139,6 +158,11 @@ class HistoryWriter:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
+            except Exception as exc:  # the database refused this batch: keep what it takes, drop what it refuses
+                logger.error("history batch refused (%s): writing it event by event", str(exc).splitlines()[0][:300])
+                if not self._write_one_by_one():
+                    time.sleep(backoff)
+                    continue
             self.written += len(self._inflight)
             self._inflight = []
             backoff = self.flush_seconds

@@ -16,6 +16,7 @@ SINGLE = {
     "worker_tokens": "hash: worker id -> token hash (workers.toml)",
     "webhooks": "zset: job ids whose completion webhook is not delivered yet, by when to try next",
     "webhook_attempts": "hash: job id -> delivery attempts so far",
+    "metrics": "hash: orchestration metric counters and histogram buckets (field -> amount)",
 }
 PER_ID = {
     "job": "hash: seq and the JSON record of one job",
@@ -34,6 +35,7 @@ PER_ID = {
     "idempotency": "string: first job id of an idempotency key",
     "lock": "string: a named lock",
     "counter": "string: a named counter",
+    "quota": "string: job creations of one client in one calendar month (`<client>:<YYYY-MM>`)",
     "branches": "hash: the branches of one fan-out (branch id -> its task record, current attempt)",
     "branch_results": "hash: final outcomes of one fan-out's branches (branch id -> result JSON)",
     "parked": "hash: parked Celery chord contexts of one fan-out's branches (branch id -> context JSON)",

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from ..errors import TokensNotLoaded
+from ..errors import QuotaExceeded, TokensNotLoaded
 from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import (
     CreateJob,
@@ -25,6 +25,7 @@ from ..ops import (
     StoreBranches,
     Withdraw,
 )
+from ..quotas import Quota
 from ..tasks import Claim, Lease, QueueEntry, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
@@ -61,6 +62,8 @@ class MemoryStorage(StorageBackend):
         self._ws: dict[str, float] = {}
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
+        self._quotas: dict[str, tuple[int, float]] = {}  # quota key -> (creates, expires)
+        self._metrics: dict[str, float] = defaultdict(float)
 
     @staticmethod
     def _alive(expires: float | None, now: float) -> bool:
@@ -82,6 +85,7 @@ class MemoryStorage(StorageBackend):
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
         publish: tuple[str, str] | None = None,
+        quota: Quota | None = None,
     ) -> str:
         if publish is not None:
             raise NotImplementedError("MemoryStorage cannot publish broker messages")
@@ -93,6 +97,13 @@ class MemoryStorage(StorageBackend):
                 existing = self._idempotency.get(idempotency_key)
                 if existing and existing[1] > now:
                     return existing[0]
+            if quota is not None:
+                used, expires = self._quotas.get(quota.key, (0, 0.0))
+                used = used if expires > now else 0
+                if used >= quota.limit:
+                    raise QuotaExceeded("monthly job quota exhausted", quota.retry_after(now), limit=quota.limit)
+                self._quotas[quota.key] = (used + 1, float(quota.expires_at))
+            if idempotency_key is not None:
                 self._idempotency[idempotency_key] = (job["id"], now + idempotency_ttl)
             self._jobs[job["id"]] = (0, document, None)
             self._set_watch(job["id"], watch_until)
@@ -617,6 +628,15 @@ class MemoryStorage(StorageBackend):
     def ping(self) -> bool:
         return True
 
+    def add_to_counters(self, amounts: dict[str, float]) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._metrics[name] += amount
+
+    def counters(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._metrics)
+
     def flush(self) -> None:
         with self._lock:
             self._tokens_loaded = False
@@ -639,5 +659,7 @@ class MemoryStorage(StorageBackend):
                 self._tokens,
                 self._counters,
                 self._webhooks,
+                self._quotas,
+                self._metrics,
             ):
                 table.clear()

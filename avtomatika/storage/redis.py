@@ -12,9 +12,10 @@ import secrets
 import time
 from typing import Any
 
-from ..errors import ConfigError, TokensNotLoaded
+from ..errors import ConfigError, QuotaExceeded, TokensNotLoaded
 from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import JobChanges
+from ..quotas import Quota
 from ..tasks import Claim, Lease, QueueEntry
 from . import scripts
 from .base import StorageBackend, dumps, loads
@@ -146,12 +147,13 @@ class RedisStorage(StorageBackend):
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
         publish: tuple[str, str] | None = None,
+        quota: Quota | None = None,
     ) -> str:
         job["seq"] = 0
         idem = self.key("idempotency", idempotency_key) if idempotency_key is not None else ""
         queue, message = publish if publish is not None else ("", "")
         result = self._create(
-            keys=[self.job_key(job["id"]), idem, self.watch_key],
+            keys=[self.job_key(job["id"]), idem, self.watch_key, self.key("quota", quota.key) if quota else ""],
             args=[
                 job["id"],
                 pack_job(job),
@@ -162,8 +164,13 @@ class RedisStorage(StorageBackend):
                 job["status"],
                 repr(float(job.get("created_at") or time.time())),
                 self.prefix,
+                quota.limit if quota else 0,
+                quota.expires_at if quota else 0,
             ],
         )
+        if result is None:
+            assert quota is not None  # only a quota check answers nil
+            raise QuotaExceeded("monthly job quota exhausted", quota.retry_after(), limit=quota.limit)
         return _text(result)
 
     def get_job(self, job_id: str) -> Job | None:
@@ -602,6 +609,17 @@ class RedisStorage(StorageBackend):
             return bool(self.health.ping())
         except Exception:  # noqa: BLE001 - any connection failure means "not reachable"
             return False
+
+    def add_to_counters(self, amounts: dict[str, float]) -> None:
+        if amounts:
+            pipe = self.client.pipeline(transaction=False)
+            key = self.key("metrics")
+            for name, amount in amounts.items():
+                pipe.hincrbyfloat(key, name, amount)
+            pipe.execute()
+
+    def counters(self) -> dict[str, float]:
+        return {_text(name): float(value) for name, value in self.client.hgetall(self.key("metrics")).items()}
 
     def flush(self) -> None:
         keys = list(self.client.scan_iter(match=self.keys.pattern, count=1000))

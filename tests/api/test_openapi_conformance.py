@@ -59,6 +59,7 @@ def exercise(record: Recorder) -> None:
     worker_id = f"oas-worker-{uuid.uuid4().hex[:8]}"
     with record.client(**client) as http, record.client(**admin) as ops, record.client() as anonymous:
         anonymous.get("/_public/status")
+        anonymous.get("/_public/metrics")
         # create routes: every blueprint's, then the errors
         spec = anonymous.get("/_public/openapi.json").json()
         for path, operations in spec["paths"].items():

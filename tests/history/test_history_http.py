@@ -3,6 +3,7 @@ process (PostgreSQL), a full job with fan-out, approval and a child job (SPEC §
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -72,12 +73,13 @@ def history(orch: Orchestrator, job_id: str, token: str = suite_app.CLIENT_A) ->
         return http.get(f"/api/v1/jobs/{job_id}/history")
 
 
-def wait_for_events(orch: Orchestrator, job_id: str, last: str, count: int = 1) -> list[dict]:
-    """The job's history once `last` appears `count` times (the writers flush in the background)."""
+def wait_for_events(orch: Orchestrator, job_id: str, last: str, total: int = 0) -> list[dict]:
+    """The job's history once it holds `last` and at least `total` rows: each process (API, Celery worker)
+    writes its own events in the background, so another process's may still be on their way."""
 
     def ready():
         rows = history(orch, job_id).json()
-        return rows if [r["event_type"] for r in rows].count(last) >= count else None
+        return rows if last in [r["event_type"] for r in rows] and len(rows) >= total else None
 
     return wait_until(ready, 30, what=f"{last} in the history of {job_id}")
 
@@ -94,8 +96,10 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert answer.status_code == 200, answer.text
     view = orch.wait(job_id)
     assert view["status"] == "finished", view
-    rows = wait_for_events(orch, job_id, "job_finished")
+    expected = [*FAN_OUT_COMMIT, *BRANCHES, *AFTER_FAN_IN, *AFTER_APPROVAL, *END]
+    rows = wait_for_events(orch, job_id, "job_finished", len(expected))
     kinds = [r["event_type"] for r in rows]
+    assert len(kinds) == len(expected), kinds
 
     assert [r["sequence"] for r in rows] == list(range(1, len(rows) + 1))
     stamps = [r["timestamp"] for r in rows]
@@ -104,9 +108,10 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert seqs == sorted(seqs)
     n = len(FAN_OUT_COMMIT)
     assert kinds[:n] == FAN_OUT_COMMIT
-    assert sorted(kinds[n : n + len(BRANCHES)]) == sorted(BRANCHES)
+    detail = [(r["event_type"], r["job_seq"], r["timestamp"][11:], r["task_id"]) for r in rows]
+    assert sorted(kinds[n : n + len(BRANCHES)]) == sorted(BRANCHES), detail
     rest = kinds[n + len(BRANCHES) :]
-    assert rest == [*AFTER_FAN_IN, *AFTER_APPROVAL, *END], kinds
+    assert rest == [*AFTER_FAN_IN, *AFTER_APPROVAL, *END], detail
 
     by_kind = {r["event_type"]: r for r in rows}
     assert by_kind["approval_received"]["context_snapshot"] == {"decision": "approve"}
@@ -120,7 +125,7 @@ def test_a_full_job_lists_every_event_in_order(with_history):
     assert by_kind["job_created"]["context_snapshot"] == {"client_id": "client_a"}
 
     # the child job has its own history, visible to the same client
-    child = wait_for_events(orch, child_id, "job_finished")
+    child = wait_for_events(orch, child_id, "job_finished", 12)
     child_kinds = [r["event_type"] for r in child]
     assert child_kinds[0] == "job_created" and child_kinds[-1] == "job_finished"
     assert child_kinds.count("state_finished") == 5
@@ -171,3 +176,36 @@ def test_every_answer_with_history_matches_the_document(with_history):
     from tests.api.test_openapi_conformance import check_every_answer
 
     check_every_answer(with_history.base)
+
+
+def test_an_http_workers_attempt_is_recorded_with_its_worker(with_history):
+    orch = with_history
+    worker_id = f"hist-worker-{uuid.uuid4().hex[:8]}"
+    task_type = f"hist-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=orch.base, headers={"X-Worker-Token": GLOBAL_WORKER_TOKEN}, timeout=15) as worker:
+        register = {"worker_id": worker_id, "supported_tasks": [task_type]}
+        assert worker.post("/_worker/workers/register", json=register).status_code == 200
+        job_id = orch.create("/api/v1/jobs/tasks", {"task_type": task_type})
+        task = worker.get(f"/_worker/workers/{worker_id}/tasks/next")
+        assert task.status_code == 200, task.text
+        result = {"job_id": job_id, "task_id": task.json()["task_id"], "worker_id": worker_id}
+        done = worker.post("/_worker/tasks/result", json={**result, "result": {"status": "success", "data": {}}})
+        assert done.status_code == 200, done.text
+    assert orch.wait(job_id)["status"] == "finished"
+    rows = wait_for_events(orch, job_id, "job_finished", 9)
+    kinds = [r["event_type"] for r in rows]
+    assert kinds == [
+        "job_created",
+        "state_started",
+        "state_finished",
+        "task_dispatched",
+        "task_started",
+        "task_finished",
+        "state_started",
+        "state_finished",
+        "job_finished",
+    ]
+    started, finished = rows[4], rows[5]
+    assert started["worker_id"] == finished["worker_id"] == worker_id
+    assert finished["outcome"] == "success" and finished["attempt_number"] == 1
+    assert finished["task_id"] == task.json()["task_id"] and finished["next_state"] == "done"

@@ -140,3 +140,17 @@ def test_worker_status_updates_and_expiry_are_worker_events():
     assert worker == [("registered", "w2"), ("status_update", "w2"), ("expired", "w2")]
     update = [e for e in s.events if isinstance(e, WorkerEvent) and e.kind == "status_update"][0]
     assert (update.snapshot["status"], update.snapshot["load"]) == ("busy", 0.5)
+
+
+def test_a_subscriber_may_listen_to_some_kinds_only():
+    s = Setup()
+    ends: list = []
+    s.engine.stream.subscribe(ends.append, kinds=["job_finished", "job_failed"])
+    assert s.engine.stream.wants("job_finished") and s.engine.stream.wants("task_started")  # `events` wants all
+    job_id = s.create("two")
+    assert [(e.kind, e.job_id) for e in ends] == [("job_finished", job_id)]
+    from avtomatika.stream import EventStream
+
+    only_ends = EventStream()
+    only_ends.subscribe(ends.append, kinds=["job_finished"])
+    assert only_ends.active and not only_ends.wants("task_started")

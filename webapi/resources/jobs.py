@@ -42,7 +42,15 @@ def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> An
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         bad_request(f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
     initial_data = body.pop("initial_data")
-    job_id = service().create_job(blueprint.name, initial_data, current_client().public(), idempotency_key=key, **body)
+    client = current_client()
+    job_id = service().create_job(
+        blueprint.name,
+        initial_data,
+        client.public(),
+        idempotency_key=key,
+        monthly_attempts=client.monthly_attempts,
+        **body,
+    )
     return {"status": "accepted", "job_id": job_id}
 
 
