@@ -13,6 +13,7 @@ from .core import OrchestratorCore
 from .errors import ConflictError, InvalidDecision, JobNotFound, NotWaiting
 from .job import Job, JobStatus
 from .notifiers import approval_token
+from .stream import APPROVAL_RECEIVED
 from .transitions import fail
 from .waits import wait_of
 
@@ -52,7 +53,7 @@ class ApprovalEvents:
                 raise InvalidDecision(
                     f"invalid decision {str(decision)[:100]!r} for this job", decisions=sorted(transitions)
                 )
-            if self._apply(job, transitions[decision], f"approval decision {decision!r}"):
+            if self._apply(job, transitions[decision], f"approval decision {decision!r}", decision):
                 return
         raise ConflictError("the job kept changing concurrently; try again")
 
@@ -63,11 +64,12 @@ class ApprovalEvents:
             return 0
         target = wait["transitions"].get("timeout")
         if target is not None:
-            return 1 if self._apply(job, target, "approval timeout") else 0
+            return 1 if self._apply(job, target, "approval timeout", "timeout") else 0
         seq = job["seq"]
         fail(job, f"no decision within the approval timeout ({wait['deadline'] - wait['requested_at']:g} s)")
         return 1 if self.core.commit(job, seq) == "ok" else 0
 
-    def _apply(self, job: Job, target: str, cause: str) -> bool:
+    def _apply(self, job: Job, target: str, cause: str, decision: str) -> bool:
         job["state_history"].setdefault("approvals", []).append({"cause": cause, "at": time.time()})
-        return self.core.move_on(job, target, cause)
+        received = (APPROVAL_RECEIVED, {"details": {"decision": decision}})
+        return self.core.move_on(job, target, cause, event=received)

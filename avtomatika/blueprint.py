@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from .conditions import Condition, parse_condition
 from .errors import BlueprintError, HandlerError
-from .graph import Edge, static_edges, to_dot
+from .graph import Edge, computes_targets, dispatches_without_success, reachable, static_edges, to_dot
 from .injection import HandlerSpec
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class StateMachineBlueprint:
             if condition.evaluate(initial_data, state_history):
                 return spec
         if definition.default is None and definition.conditional:
-            conditions = [c.source for c, _ in definition.conditional]
+            conditions = "; ".join(c.source for c, _ in definition.conditional)
             raise HandlerError(
                 f"state {state!r}: no condition matched ({conditions}) and there is no default handler",
                 state=state,
@@ -171,6 +171,15 @@ class StateMachineBlueprint:
                 raise BlueprintError(
                     f"blueprint {self.name!r}: state {definition.name!r} has no handler", blueprint=self.name
                 )
+            if definition.default is None and definition.conditional:
+                conditions = "; ".join(c.source for c, _ in definition.conditional)
+                raise BlueprintError(
+                    f"blueprint {self.name!r}: state {definition.name!r} has only conditional handlers "
+                    f"({conditions}) and no default: a job there fails when none matches; add "
+                    f"@{self.name}.handler_for({definition.name!r}) without .when(...)",
+                    blueprint=self.name,
+                    state=definition.name,
+                )
         edges: list[Edge] = []
         for state, spec in self._all_handlers():
             edges.extend(static_edges(state, spec.func))
@@ -191,6 +200,32 @@ class StateMachineBlueprint:
                     state,
                 )
         self.edges = edges
+        self._warn_static(starts[0], edges)
+
+    def _warn_static(self, start: str, edges: list[Edge]) -> None:
+        """Log what is probably a mistake but may be intended (dynamic targets are not visible statically)."""
+        seen = reachable(start, edges)
+        handlers = self._all_handlers()
+        computed = any(state in seen and computes_targets(spec.func) for state, spec in handlers)
+        for state in self.states:  # an aggregator nothing fans into has its own warning
+            if state not in seen and not computed:
+                logger.warning(
+                    "blueprint %r: state %r is not reachable from the start state %r by any transition visible "
+                    "in the handlers (a typo in a state name?)",
+                    self.name,
+                    state,
+                    start,
+                )
+        for state, spec in handlers:
+            for line in dispatches_without_success(spec.func):
+                logger.warning(
+                    "blueprint %r: state %r: dispatch_task at %s:%d has no 'success' in transitions, so a "
+                    "successful result fails the job",
+                    self.name,
+                    state,
+                    spec.func.__code__.co_filename if hasattr(spec.func, "__code__") else "?",
+                    line,
+                )
 
     def _all_handlers(self) -> list[tuple[str, HandlerSpec]]:
         pairs: list[tuple[str, HandlerSpec]] = []

@@ -15,11 +15,12 @@ import logging
 import time
 from typing import Any
 
-from .core import OrchestratorCore
+from .core import OrchestratorCore, Pending, job_event
 from .dispatcher import next_attempt
 from .job import Job, JobStatus
 from .ops import EndLease, NotifyCancel, Withdraw
-from .outcomes import INVALID_INPUT_ERROR, PERMANENT_ERROR
+from .outcomes import INVALID_INPUT_ERROR, PERMANENT_ERROR, attempt_events
+from .stream import BRANCH_FINISHED, TASK_FINISHED
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .waits import wait_of
 
@@ -70,6 +71,10 @@ class BranchEvents:
         record = self.storage.branch(job["id"], branch_id) if branch_id else None
         if branch_id is None or record is None or record.get("task_id") != task_id:
             return None
+        if self.core.stream.wants(TASK_FINISHED) and "seq" not in job:
+            # A fan-in by chord did not read the job; the stream needs its commit counter, read before this
+            # branch is recorded so that it is the fan-out's (the fan-in needs this branch first).
+            job = self.storage.get_job(job["id"]) or job
         final = branch_outcome(record, result, self.config.JOB_MAX_RETRIES)
         retry: dict[str, Any] | None = None
         entry: QueueEntry | None = None
@@ -95,6 +100,7 @@ class BranchEvents:
         )
         if verdict != "ok":
             return None
+        self._emit(job, record, branch_id, worker_id, result, answer, final)
         if retry is not None:
             if lease is not None:
                 self.core.scheduler.run_native_task(job["id"], retry["task_id"], retry["task_type"], retry["params"])
@@ -106,6 +112,29 @@ class BranchEvents:
         if not self.core.scheduler.chords and done >= int(wait.get("total", 0)):
             self.aggregate(job["id"], str(wait.get("group_id")))
         return BRANCH_ACCEPTED
+
+    def _emit(
+        self,
+        job: Job,
+        record: dict[str, Any],
+        branch_id: str,
+        worker_id: str,
+        result: dict[str, Any],
+        answer: str,
+        final: dict[str, Any] | None,
+    ) -> None:
+        """Stream events of a recorded branch attempt (between the job's commits: they carry its last `seq`)."""
+        if not self.core.stream.wants(TASK_FINISHED) or "seq" not in job:  # no listener, or the job is gone
+            return
+        timed_out = answer != BRANCH_ACCEPTED
+        state = job["current_state"]
+        pending: list[Pending] = attempt_events(
+            record, state, worker_id, result, timed_out=timed_out, retried=final is None
+        )
+        if final is not None:
+            done = {"branch_id": branch_id, "task_type": record["task_type"], "status": final["status"]}
+            pending.append((BRANCH_FINISHED, {"state": state, "task_id": record["task_id"], "details": done}))
+        self.core.stream.emit([job_event(job, kind, **fields) for kind, fields in pending])
 
     def complete(self, job_id: str, branch_id: str, outcome: dict[str, Any], parked: str) -> None:
         """Complete the branch's parked chord member, whose context this caller took from storage."""

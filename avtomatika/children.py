@@ -22,6 +22,8 @@ def child_job(parent: Job, blueprint: StateMachineBlueprint, initial_data: dict[
     if depth > MAX_DEPTH:
         raise HandlerError(f"run_blueprint: child jobs nest deeper than {MAX_DEPTH} levels")
     child = new_job(blueprint.name, blueprint.start_state, initial_data, parent["client_id"], now=now)
+    if parent.get("tracing_context"):
+        child["tracing_context"] = parent["tracing_context"]  # a child job continues its parent's trace
     child["client"] = parent.get("client")
     child["parent_id"] = parent["id"]
     child["depth"] = depth

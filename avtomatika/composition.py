@@ -14,6 +14,7 @@ from webapi.app import create_app
 from .registry import Registry
 from .runner import EmbeddedRunner
 from .service import Orchestrator
+from .stream import JOB_ENDS
 
 
 class Wiring:
@@ -35,9 +36,18 @@ class Wiring:
     def service(self) -> Orchestrator:
         """The application service on the registry's storage, scheduling steps through Celery."""
         if self._service is None:
-            self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry))
-            # completion webhooks subscribe to job ends once per engine (a second service would post twice)
-            self.registry.hooks.add(self._service.webhooks)
+            history = None
+            if self.registry.config.history_url:  # the history extra is needed only then
+                from .history import open_history
+
+                history = open_history(self.registry.config)
+            self._service = Orchestrator(self.registry, CeleryStepScheduler(self.celery, self.registry), history)
+            # completion webhooks, metrics and history subscribe once per engine (a second service would post twice)
+            self.registry.stream.subscribe(self._service.webhooks, kinds=JOB_ENDS.values())
+            self.registry.stream.subscribe(self._service.metrics)
+            if history is not None:
+                self.registry.stream.subscribe(history.writer)
+                history.writer.start()
         return self._service
 
     def wsgi_app(self) -> Any:

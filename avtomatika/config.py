@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
 DEFAULT_CLIENT_TOKEN = "secure-client-token"
 DEFAULT_WORKER_TOKEN = "secure-worker-token"
+DEFAULT_HISTORY_URI = "sqlite:///avtomatika-history.db"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -65,6 +67,11 @@ class Config:
         self.REDIS_DB: int = _int(env, "REDIS_DB", 0)
         self.REDIS_KEY_PREFIX: str = env.get("REDIS_KEY_PREFIX", "avtomatika")
         self.HISTORY_DATABASE_URI: str = env.get("HISTORY_DATABASE_URI", "")
+        self.HISTORY_ENABLED: bool = _bool(env, "HISTORY_ENABLED", bool(self.HISTORY_DATABASE_URI))
+        self.HISTORY_BUFFER_SIZE: int = _int(env, "HISTORY_BUFFER_SIZE", 100_000)
+        self.HISTORY_BATCH_SIZE: int = _int(env, "HISTORY_BATCH_SIZE", 500)
+        self.HISTORY_FLUSH_SECONDS: float = _float(env, "HISTORY_FLUSH_SECONDS", 0.2)
+        self.REPUTATION_WINDOW_SECONDS: int = _int(env, "REPUTATION_WINDOW_SECONDS", 7 * 24 * 3600)
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO")
         self.LOG_FORMAT: str = env.get("LOG_FORMAT", "text")
         self.WORKER_TIMEOUT_SECONDS: int = _int(env, "WORKER_TIMEOUT_SECONDS", 300)
@@ -93,6 +100,8 @@ class Config:
         self.DEBUG_ENDPOINTS: bool = _bool(env, "DEBUG_ENDPOINTS", False)
         self.APPROVAL_WEBHOOK_URL: str = env.get("APPROVAL_WEBHOOK_URL", "")
         self.OTEL_EXPORTER_OTLP_ENDPOINT: str = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        # tests only: `file:PATH` writes spans as JSON lines instead of exporting them over OTLP
+        self.AVTOMATIKA_OTEL_TEST_EXPORTER: str = env.get("AVTOMATIKA_OTEL_TEST_EXPORTER", "")
 
     @property
     def redis_url(self) -> str:
@@ -103,7 +112,27 @@ class Config:
             return f"redis://{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
         return ""
 
+    @property
+    def history_url(self) -> str:
+        """The history database in effect: `HISTORY_DATABASE_URI`, the SQLite file `avtomatika-history.db` in
+        the working directory when history is enabled without one, or "" when history is off."""
+        if not self.HISTORY_ENABLED:
+            return ""
+        return self.HISTORY_DATABASE_URI or DEFAULT_HISTORY_URI
+
     def as_dict(self) -> dict[str, Any]:
         """Settings without secrets, for logs and diagnostics."""
         hidden = {"CLIENT_TOKEN", "GLOBAL_WORKER_TOKEN"}
-        return {k: v for k, v in vars(self).items() if k.isupper() and k not in hidden}
+        shown = {k: v for k, v in vars(self).items() if k.isupper() and k not in hidden}
+        for name in ("HISTORY_DATABASE_URI", "REDIS_URL"):  # a URL may carry a password
+            shown[name] = _without_password(shown[name])
+        return shown
+
+
+def _without_password(url: str) -> str:
+    """`url` with its password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -28,11 +28,24 @@ from .config import Config
 from .context import ActionFactory, ClientConfig, JobContext
 from .dispatcher import Dispatcher, new_task, next_attempt
 from .errors import HandlerError, JobNotFound
-from .hooks import Hooks
 from .job import Job, JobStatus, new_job, set_status
 from .notifiers import ApprovalRequest, Notifier, approval_token
 from .ops import CreateJob, Enqueue, GrantLease, JobChanges, NotifyEnd, PublishStep, QueueWebhook, StoreBranches
+from .quotas import monthly_quota
 from .storage.base import StorageBackend, dumps, loads
+from .stream import (
+    APPROVAL_REQUESTED,
+    JOB_CREATED,
+    JOB_ENDS,
+    STATE_FAILED,
+    STATE_FINISHED,
+    STATE_STARTED,
+    SUB_JOB_FINISHED,
+    SUB_JOB_STARTED,
+    TASK_DISPATCHED,
+    EventStream,
+    JobEvent,
+)
 from .tasks import NATIVE_WORKER, Lease, QueueEntry
 from .transitions import enter_state, fail
 from .waits import ApprovalWait, TaskWait, current_task, wait_of
@@ -42,6 +55,25 @@ logger = logging.getLogger(__name__)
 RUNNABLE = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_RETRY})
 BURST_COMMIT_SECONDS = 0.05
 DELIVERY_COUNT_TTL = 86400.0  # a poison step's delivery count outlives any redelivery cycle
+# An event decided before its commit: (kind, JobEvent fields); it becomes a `JobEvent` once the commit succeeded.
+Pending = tuple[str, dict[str, Any]]
+
+
+def job_event(job: Job, kind: str, **fields: Any) -> JobEvent:
+    """A `JobEvent` about `job` as it is now (its status and commit counter); `state` defaults to its current one."""
+    fields.setdefault("state", job.get("current_state"))
+    return JobEvent(
+        kind=kind, job_id=job["id"], blueprint=job["blueprint_name"], status=job["status"], seq=job["seq"], **fields
+    )
+
+
+def task_fields(task: dict[str, Any]) -> dict[str, Any]:
+    """Event fields of a dispatched task (no params: they may be large or private)."""
+    return {
+        "task_id": task["task_id"],
+        "attempt": int(task.get("attempt", 1)),
+        "details": {"task_type": task["task_type"], "priority": task.get("priority", 0.0)},
+    }
 
 
 class StepScheduler(Protocol):
@@ -138,7 +170,7 @@ class OrchestratorCore:
         config: Config,
         blueprints: dict[str, StateMachineBlueprint],
         scheduler: StepScheduler,
-        hooks: Hooks,
+        stream: EventStream,
         native_tasks: dict[str, Any] | None = None,
         notifiers: dict[str, Notifier] | None = None,
     ) -> None:
@@ -146,7 +178,7 @@ class OrchestratorCore:
         self.config = config
         self.blueprints = blueprints
         self.scheduler = scheduler
-        self.hooks = hooks
+        self.stream = stream
         self.native_tasks = native_tasks if native_tasks is not None else {}
         self.notifiers = notifiers if notifiers is not None else {}
         self.dispatcher = Dispatcher(storage, config)
@@ -163,11 +195,15 @@ class OrchestratorCore:
         webhook_url: str | None = None,
         dispatch_timeout: float | None = None,
         result_timeout: float | None = None,
+        monthly_attempts: int | None = None,
+        tracing_context: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and schedule its first step; returns `(job_id, created)`.
 
         With an idempotency key a repeated request of the same client returns the first job's id and
-        `created=False`.
+        `created=False`. With `monthly_attempts` the create counts against the client's quota for this
+        calendar month; `QuotaExceeded` when it is used up. `tracing_context`: the W3C context of the create
+        request, which the job's steps and tasks continue.
         """
         blueprint = self.blueprints.get(blueprint_name)
         if blueprint is None:
@@ -182,6 +218,8 @@ class OrchestratorCore:
             result_timeout=result_timeout,
         )
         job["client"] = {"client_id": client.client_id, "plan": client.plan, "params": client.params}
+        if tracing_context:
+            job["tracing_context"] = tracing_context
         scoped_key = None
         if idempotency_key is not None:
             scoped_key = hashlib.sha256(f"{client.client_id}\0{idempotency_key}".encode()).hexdigest()
@@ -192,10 +230,11 @@ class OrchestratorCore:
             idempotency_ttl=self.config.IDEMPOTENCY_TTL_SECONDS,
             watch_until=job["created_at"] + self.config.STEP_STALL_SECONDS,
             publish=publish,
+            quota=monthly_quota(client.client_id, monthly_attempts),
         )
         if job_id != job["id"]:
             return job_id, False
-        self.hooks.job_created(job)
+        self.stream.emit([self._created(job, job["created_at"])])
         if publish is None:
             self.scheduler.schedule_step(job_id, 0, blueprint=blueprint_name, state=job["current_state"])
         return job_id, True
@@ -220,7 +259,7 @@ class OrchestratorCore:
         if redelivered and self.quarantine_if_poisoned(job):
             return "poisoned"
         blueprint = self.blueprints.get(job["blueprint_name"])
-        events: list[tuple[str, tuple[Any, ...]]] = []
+        events: list[Pending] = []
         started = time.monotonic()
         steps = 0
         while True:
@@ -275,15 +314,15 @@ class OrchestratorCore:
         changes: JobChanges | None = None,
         *,
         next_step: float | None = None,
-        events: list[tuple[str, tuple[Any, ...]]] | None = None,
+        events: list[Pending] | None = None,
     ) -> str:
         """Commit `job` (compare-and-set on `expected_seq`) with its index changes, retention and deadline.
 
         `next_step`: the job (if still runnable) runs its next step after that many seconds. An immediate
         step's broker message goes into the same atomic commit when storage can do that (Redis mode);
         otherwise the step is scheduled once the commit succeeded. On "ok" the after-commit effects of
-        `changes` run, then the hook `events`, then, for a terminal job, `job_ended` (once: only one
-        commit can make a job terminal).
+        `changes` run, then the stream gets the `events` decided before the commit, the events of the child
+        jobs created and, for a terminal job, its end event (once: only one commit can make a job terminal).
         """
         changes = changes or JobChanges()
         status = JobStatus(job["status"])
@@ -302,6 +341,10 @@ class OrchestratorCore:
             if message is not None:
                 changes.add(PublishStep(*message))
                 published = True
+        # Events are stamped before the write: anything another process does after the commit is later.
+        stamped = time.time()
+        for _, fields in events or []:
+            fields.setdefault("timestamp", stamped)
         result = self.storage.commit_job_changes(
             job,
             expected_seq,
@@ -320,16 +363,39 @@ class OrchestratorCore:
                 effect()
             except Exception:
                 logger.exception("after-commit effect failed for job %s", job["id"])
-        for name, args in events or []:
-            getattr(self.hooks, name)(job, *args)
-        if terminal:
-            self.hooks.job_ended(job)
-            if job.get("parent_id"):
-                try:
-                    self.resume_parent(job["id"], job["parent_id"])
-                except Exception:  # the sweep resumes the parent later
-                    logger.exception("resuming the parent of job %s failed", job["id"])
+        if self.stream.active:
+            self.stream.emit(self._committed_events(job, changes, events or [], terminal, stamped))
+        if terminal and job.get("parent_id"):
+            try:
+                self.resume_parent(job["id"], job["parent_id"])
+            except Exception:  # the sweep resumes the parent later
+                logger.exception("resuming the parent of job %s failed", job["id"])
         return result
+
+    def _created(self, job: Job, timestamp: float) -> JobEvent:
+        details = {"client_id": job.get("client_id"), "parent_id": job.get("parent_id")}
+        clean = {k: v for k, v in details.items() if v is not None}
+        return job_event(job, JOB_CREATED, details=clean, timestamp=timestamp)
+
+    def _committed_events(
+        self, job: Job, changes: JobChanges, events: list[Pending], terminal: bool, stamped: float
+    ) -> list[JobEvent]:
+        """The events of a commit that succeeded, in the order they happened (stamped before the write)."""
+        out = [job_event(job, kind, **fields) for kind, fields in events]
+        for op in changes.of(CreateJob):
+            child = op.job
+            out.append(self._created(child, stamped))
+            started = {"child_id": child["id"], "child_blueprint": child["blueprint_name"]}
+            out.append(
+                job_event(job, SUB_JOB_STARTED, next_state=child["blueprint_name"], details=started, timestamp=stamped)
+            )
+        if terminal:
+            ended = job.get("finished_at") or stamped
+            details = {"error_message": job.get("error_message"), "webhook": bool(job.get("webhook_url"))}
+            duration = max(0, round((ended - job["created_at"]) * 1000))
+            kind = JOB_ENDS[job["status"]]
+            out.append(job_event(job, kind, duration_ms=duration, details=details, timestamp=stamped))
+        return out
 
     def watch_deadline(
         self, job: Job, delay: float = 0.0, now: float | None = None, *, leased: bool = False
@@ -355,7 +421,7 @@ class OrchestratorCore:
             due.append(moment + delay + self.config.STEP_STALL_SECONDS)
         return min(due) if due else None
 
-    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _advance(self, job: Job, blueprint: StateMachineBlueprint, events: list[Pending]) -> _Move:
         """Run the handler of the job's current state and apply its action to `job` in memory."""
         task = current_task(job)
         if job["status"] == JobStatus.AWAITING_RETRY.value and task and task.get("retry"):
@@ -365,10 +431,17 @@ class OrchestratorCore:
         state = job["current_state"]
         began = time.monotonic()
         snapshot = dumps(job["state_history"])
-        try:
+        events.append((STATE_STARTED, {"state": state, "attempt": job["retry_count"] + 1}))
+        try:  # no handler for this state: running the step again cannot help, so the job fails at once
             spec = blueprint.find_handler(state, job["initial_data"], job["state_history"])
-            if spec is None:
-                return self._end(job, state)
+        except HandlerError as exc:
+            logger.warning("job %s failed (no handler can run, so no retry): %s", job["id"], exc)
+            details = {"error_message": str(exc)}
+            events.append((STATE_FAILED, {"state": state, "attempt": job["retry_count"] + 1, "details": details}))
+            return self._fail(job, str(exc))
+        if spec is None:
+            return self._end(job, state)
+        try:
             actions = ActionFactory(job["id"])
             context = self._context(job, blueprint, actions)
             kwargs = spec.arguments(context)
@@ -380,7 +453,12 @@ class OrchestratorCore:
         except Exception as exc:
             job["state_history"] = loads(snapshot)
             return self._handler_failed(job, state, exc, events)
-        events.append(("state_finished", (state, time.monotonic() - began)))
+        finished: dict[str, Any] = {
+            "state": state,
+            "previous_state": state,
+            "duration_ms": round((time.monotonic() - began) * 1000),
+        }
+        events.append((STATE_FINISHED, finished))
         job["state_history"] = context.state_history
         if job["retry_count"]:
             job["error_message"] = None
@@ -395,6 +473,7 @@ class OrchestratorCore:
             )
         if action["kind"] == "transition":
             target = action["state"]
+            finished["next_state"] = target
             cause = f"state {state!r}: transition_to({target!r})"
             entered = enter_state(job, blueprint, target, self.config, cause=cause)
             return _CONTINUE if entered and job["status"] == JobStatus.RUNNING.value else _STOP
@@ -408,12 +487,10 @@ class OrchestratorCore:
         if action["kind"] == "run_blueprint":
             return self._run_blueprint(job, state, action)
         if action["kind"] == "dispatch_parallel":
-            return self._fan_out(job, state, action)
+            return self._fan_out(job, state, action, events)
         return self._fail(job, f"state {state!r}: action {action['kind']} is not supported by this engine yet")
 
-    def _await_approval(
-        self, job: Job, state: str, action: dict[str, Any], events: list[tuple[str, tuple[Any, ...]]]
-    ) -> _Move:
+    def _await_approval(self, job: Job, state: str, action: dict[str, Any], events: list[Pending]) -> _Move:
         """Make the job wait for a human decision; its notifier is told once the commit succeeded."""
         timeout = action.get("timeout_seconds")
         if timeout is not None and (
@@ -435,7 +512,13 @@ class OrchestratorCore:
         changes = JobChanges()
         job_id = job["id"]
         changes.after.append(lambda: self._notify(job_id, wait))
-        events.append(("approval_requested", (wait,)))
+        requested = {
+            "integration": wait["integration"],
+            "message": wait["message"],
+            "decisions": sorted(wait["transitions"]),
+            "deadline": wait["deadline"],
+        }
+        events.append((APPROVAL_REQUESTED, {"state": state, "details": requested}))
         return _Move("stop", changes=changes)
 
     def _run_blueprint(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
@@ -457,15 +540,17 @@ class OrchestratorCore:
         if publish is None:
             child_id, name, first = child["id"], child["blueprint_name"], child["current_state"]
             changes.after.append(lambda: self.scheduler.schedule_step(child_id, 0, blueprint=name, state=first))
-        created = child
-        changes.after.append(lambda: self.hooks.job_created(created))
         return _Move("stop", changes=changes)
 
-    def move_on(self, job: Job, target: str | None, cause: str, *, otherwise: str = "") -> bool:
+    def move_on(
+        self, job: Job, target: str | None, cause: str, *, otherwise: str = "", event: Pending | None = None
+    ) -> bool:
         """An event answered a waiting job: enter `target` (or fail the job with `otherwise` when there is no
         target, or when its blueprint is not registered here) and commit, compare-and-set on the job's `seq`,
-        with the next step at once. True when this commit won."""
+        with the next step at once. True when this commit won. `event`: what answered, for the stream
+        (its `previous_state`/`next_state` are filled in here)."""
         seq = job["seq"]
+        state = job["current_state"]
         blueprint = self.blueprints.get(job["blueprint_name"])
         if blueprint is None:
             fail(job, f"blueprint {job['blueprint_name']!r} is not registered here")
@@ -473,7 +558,11 @@ class OrchestratorCore:
             fail(job, otherwise)
         else:
             enter_state(job, blueprint, target, self.config, cause=cause)
-        return self.commit(job, seq, next_step=0.0) == "ok"
+        events: list[Pending] = []
+        if event is not None:
+            kind, fields = event
+            events.append((kind, {"state": state, "previous_state": state, "next_state": target, **fields}))
+        return self.commit(job, seq, next_step=0.0, events=events) == "ok"
 
     def load_waiting(
         self, job_id: str, kind: str, status: JobStatus, **match: Any
@@ -503,7 +592,9 @@ class OrchestratorCore:
             parent["state_history"].setdefault("sub_job_results", {})[child_id] = result
             key = outcome_key(result)
             missing = f"child job {child_id} ended {result['status']} and run_blueprint has no {key!r} transition"
-            if self.move_on(parent, wait["transitions"].get(key), f"child job outcome {key!r}", otherwise=missing):
+            ended = (SUB_JOB_FINISHED, {"details": {"child_id": child_id, "child_status": result["status"]}})
+            target = wait["transitions"].get(key)
+            if self.move_on(parent, target, f"child job outcome {key!r}", otherwise=missing, event=ended):
                 return True
         return False
 
@@ -532,14 +623,14 @@ class OrchestratorCore:
             return
         notifier(self.approval_request(job_id, wait))
 
-    def _queue_task(self, job: Job, task: TaskWait, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _queue_task(self, job: Job, task: TaskWait, events: list[Pending]) -> _Move:
         """Put the job's task in its queue (or send it to Celery for a native task type) on commit."""
         job["wait"] = task
         job["progress"] = None
         set_status(job, JobStatus.WAITING_FOR_WORKER)
         changes = JobChanges()
         self.task_ops(job["id"], task, changes, wake=True)
-        events.append(("task_dispatched", (task,)))
+        events.append((TASK_DISPATCHED, task_fields(dict(task))))
         return _Move("stop", changes=changes)
 
     def task_ops(self, job_id: str, task: TaskWait, changes: JobChanges, *, wake: bool) -> None:
@@ -564,7 +655,7 @@ class OrchestratorCore:
             req, strategy = task["requirements"], task["strategy"]
             changes.after.append(lambda: self.dispatcher.wake_for(task_type, req, strategy))
 
-    def _fan_out(self, job: Job, state: str, action: dict[str, Any]) -> _Move:
+    def _fan_out(self, job: Job, state: str, action: dict[str, Any], events: list[Pending]) -> _Move:
         """`dispatch_parallel`: every branch is a task of its own, stored beside the job and dispatched in this
         commit; the fan-in (a Celery chord in Redis mode, else the branch count) runs the aggregator once."""
         now = time.time()
@@ -590,6 +681,7 @@ class OrchestratorCore:
         woken: dict[tuple[str, str, str], TaskWait] = {}
         for task in branches.values():
             self.task_ops(job["id"], task, changes, wake=False)
+            events.append((TASK_DISPATCHED, task_fields(dict(task))))
             if not task.get("native"):
                 woken.setdefault((task["task_type"], json.dumps(task["requirements"]), task["strategy"]), task)
         changes.ops.insert(0, StoreBranches(job["id"], dict(branches)))  # type: ignore[arg-type]
@@ -620,25 +712,55 @@ class OrchestratorCore:
         )
 
     def _end(self, job: Job, state: str) -> _Move:
-        set_status(job, JobStatus.FAILED if state == "failed" else JobStatus.FINISHED)
+        if state == "failed":
+            fail(job, job.get("error_message") or "the job reached its end state 'failed'")
+        else:
+            set_status(job, JobStatus.FINISHED)
         return _STOP
 
     def _fail(self, job: Job, message: str) -> _Move:
         fail(job, message)
         return _STOP
 
-    def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[tuple[str, tuple[Any, ...]]]) -> _Move:
+    def _handler_failed(self, job: Job, state: str, exc: Exception, events: list[Pending]) -> _Move:
+        """A handler raised: retry the step with backoff, or quarantine the job after `JOB_MAX_RETRIES` retries.
+
+        Each failure is logged at WARNING (job, state, attempt); the traceback is logged at ERROR once, when the
+        job is quarantined, and kept with the job (`error_traceback`, never in the view)."""
         detail = traceback.format_exc()
-        prefix = "" if isinstance(exc, HandlerError) else f"handler raised {type(exc).__name__}: "
-        message = f"state {state!r}: {prefix}{exc}"
-        events.append(("step_failed", (state, message, detail)))
+        text = str(exc)
+        if isinstance(exc, HandlerError):  # its message may already name the state
+            text = text.removeprefix(f"state {state!r}: ")
+        else:
+            text = f"handler raised {type(exc).__name__}: {text}"
+        message = f"state {state!r}: {text}"
+        failed = {"error_message": message, "traceback": detail}
+        events.append((STATE_FAILED, {"state": state, "attempt": job["retry_count"] + 1, "details": failed}))
         job["retry_count"] += 1
+        attempt, retries = job["retry_count"], self.config.JOB_MAX_RETRIES
         job["error_message"] = message
-        if job["retry_count"] > self.config.JOB_MAX_RETRIES:
-            job["error_message"] = f"{message} (quarantined after {self.config.JOB_MAX_RETRIES} retries)"
+        if attempt > retries:
+            job["error_message"] = f"{message} (quarantined after {retries} retries)"
             job["error_traceback"] = detail
             set_status(job, JobStatus.QUARANTINED)
+            logger.error(
+                "job %s quarantined at state %r after %d attempts; last traceback:\n%s",
+                job["id"],
+                state,
+                attempt,
+                detail.rstrip(),
+            )
             return _STOP
         set_status(job, JobStatus.AWAITING_RETRY)
-        delay = self.config.JOB_RETRY_BASE_SECONDS * 2 ** (job["retry_count"] - 1)
-        return _Move("retry", delay * (1 + random.random() * 0.25))
+        delay = self.config.JOB_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+        delay *= 1 + random.random() * 0.25
+        logger.warning(
+            "job %s: the handler of state %r failed (attempt %d of %d), retrying in %.1f s: %s",
+            job["id"],
+            state,
+            attempt,
+            retries + 1,
+            delay,
+            message,
+        )
+        return _Move("retry", delay)

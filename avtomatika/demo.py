@@ -29,8 +29,33 @@ def _call(base: str, token: str, method: str, path: str, body: Any = None) -> An
         return json.loads(response.read())
 
 
-async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
-    """Start the demo engine, create jobs over HTTP, show progress, print final states; 0 when all ended."""
+def _result(view: dict[str, Any]) -> str:
+    """A short summary of what a job produced: its error, else its state_history's keys and small values."""
+    if view.get("error_message"):
+        return str(view["error_message"])
+    parts = []
+    for key, value in (view.get("state_history") or {}).items():
+        text = json.dumps(value)
+        parts.append(f"{key}={text}" if len(text) <= 30 else key)
+    return ", ".join(parts)
+
+
+def print_table(views: list[dict[str, Any]], out: TextIO) -> None:
+    """One line per job: id prefix, blueprint, status, final state and a short result."""
+    rows = [
+        (view["id"][:8], view["blueprint_name"], view["status"], view["current_state"] or "", _result(view))
+        for view in views
+    ]
+    header = ("JOB", "BLUEPRINT", "STATUS", "STATE", "RESULT")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
+        print(line.rstrip()[:160], file=out)
+
+
+async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0, *, as_json: bool = False) -> int:
+    """Start the demo engine, create jobs over HTTP, show progress and a table of the jobs (every full view
+    as JSON with `as_json`); 0 when all ended."""
     from blueprints.demo import engine
     from blueprints.demo_worker import worker
 
@@ -65,11 +90,14 @@ async def run_demo(out: TextIO = sys.stdout, timeout: float = 60.0) -> int:
             if all(v["status"] in TERMINAL for v in views.values()):
                 break
             await asyncio.sleep(0.05)
-        print("Final job states:", file=out)
-        for view in views.values():
-            print(json.dumps(view, indent=2, sort_keys=True), file=out)
+        if as_json:
+            for view in views.values():
+                print(json.dumps(view, indent=2, sort_keys=True), file=out)
+        print_table(list(views.values()), out)
         ended = all(v["status"] in TERMINAL for v in views.values())
         print("demo complete" if ended else "demo timed out", file=out)
+        print("full job views: avtomatika demo --json", file=out)
+        print("next: docs/quickstart.md", file=out)
         return 0 if ended else 1
     finally:
         await worker.stop()

@@ -93,7 +93,14 @@ class OrchestratorEngine(Registry):
         return self._runner.port if self._runner is not None else 0
 
     def run(self) -> None:
-        """Start every role and block until interrupted (Ctrl-C or SIGTERM)."""
+        """Start every role and block until interrupted (Ctrl-C or SIGTERM).
+
+        In a program that configured no logging, this logs to stderr at `LOG_LEVEL` (INFO by default), so the
+        start-up lines (where it listens, which tokens to send) are seen, as Flask's `app.run()` does."""
+        if not logging.getLogger().handlers:
+            from .logs import configure_logging
+
+            configure_logging(self.config.LOG_LEVEL, self.config.LOG_FORMAT)
         runner = self.wiring.runner()
         runner.start()
         try:

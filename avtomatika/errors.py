@@ -90,5 +90,17 @@ class TokensNotLoaded(AvtomatikaError):
     trusting an answer, or a worker with its own token would fall back to the global token."""
 
 
+class QuotaExceeded(AvtomatikaError):
+    """The client used up its monthly job creations; `retry_after` is the seconds until the next month."""
+
+    def __init__(self, message: str, retry_after: float, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.retry_after = retry_after
+
+
 class Unsupported(AvtomatikaError):
     """The server cannot do this here (a missing optional binary, for example)."""
+
+
+class Unavailable(AvtomatikaError):
+    """A backing service (the history database) does not answer right now; try again later."""

@@ -90,6 +90,57 @@ def static_edges(state: str, func: Callable[..., Any]) -> list[Edge]:
     return edges
 
 
+def dispatches_without_success(func: Callable[..., Any]) -> list[int]:
+    """Source line numbers (in `func`'s file) of `dispatch_task` calls whose literal `transitions=` dict has no
+    "success" key: a successful result would fail the job."""
+    tree = _source_tree(func)
+    if tree is None:
+        return []
+    first = func.__code__.co_firstlineno if hasattr(func, "__code__") else 1
+    lines: list[int] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "dispatch_task":
+            mapping = _keyword(node, "transitions", 2)
+            if isinstance(mapping, ast.Dict) and all(key is not None for key in mapping.keys):
+                keys = {_string(key) for key in mapping.keys}
+                if None not in keys and "success" not in keys:
+                    lines.append(first + node.lineno - 1)
+    return lines
+
+
+def computes_targets(func: Callable[..., Any]) -> bool:
+    """True when `func` names a target state that is not a string literal (or its source cannot be read): the
+    states it leads to are not statically visible."""
+    tree = _source_tree(func)
+    if tree is None:
+        return True
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        method = node.func.attr
+        if method == "transition_to" and _string(_keyword(node, "state", 0)) is None:
+            return True
+        if method in _TRANSITION_DICTS:
+            mapping = _keyword(node, "transitions", 2)
+            if not isinstance(mapping, ast.Dict) or any(_string(value) is None for value in mapping.values):
+                return True
+        if method == "dispatch_parallel" and _string(_keyword(node, "aggregate_into", 1)) is None:
+            return True
+    return False
+
+
+def reachable(start: str, edges: list[Edge]) -> set[str]:
+    """The states reachable from `start` along `edges`."""
+    seen, todo = {start}, [start]
+    while todo:
+        state = todo.pop()
+        for edge in edges:
+            if edge.source == state and edge.target not in seen:
+                seen.add(edge.target)
+                todo.append(edge.target)
+    return seen
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

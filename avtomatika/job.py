@@ -141,6 +141,12 @@ PUBLIC_FIELDS = (
     "finished_at",
 )
 
+# Where a quarantined job's last handler traceback is: the view never shows it (it may hold secrets).
+TRACEBACK_HINT = (
+    "the last handler traceback is in the server log (logger 'avtomatika.core', level ERROR, line 'job <id> "
+    "quarantined ...') and kept in the job record as error_traceback"
+)
+
 
 def job_view(job: Job, worker_id: str | None = None, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the API shows of a job: no owner id, no tokens, no internal counters.
@@ -149,6 +155,8 @@ def job_view(job: Job, worker_id: str | None = None, progress: dict[str, Any] | 
     `worker_id` or None while queued) and the last progress event.
     """
     view = {name: job.get(name) for name in PUBLIC_FIELDS}
+    if job.get("error_traceback"):
+        view["traceback_hint"] = TRACEBACK_HINT
     if job.get("parent_id"):
         view["parent_job_id"] = job["parent_id"]
     wait = job.get("wait")

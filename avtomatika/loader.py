@@ -25,6 +25,11 @@ def load_engine(spec: str | None = None) -> Any:
     except ImportError as exc:
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: {exc}") from exc
     if not isinstance(engine, Registry) or not hasattr(type(engine), "wiring"):
+        if any(f"{c.__module__}.{c.__name__}" == "avtomatika.worker.worker.Worker" for c in type(engine).__mro__):
+            raise ConfigError(
+                f"{target!r} is a worker (avtomatika.worker.Worker), not an OrchestratorEngine: "
+                f"run it with `avtomatika worker {target}`"
+            )
         raise ConfigError(f"AVTOMATIKA_APP={target!r}: this is not an OrchestratorEngine")
     _cache[target] = engine
     return engine
@@ -46,3 +51,14 @@ def import_object(spec: str, default_attr: str) -> Any:
     if not hasattr(module, name):
         raise ImportError(f"module {module_name!r} has no {name!r}")
     return getattr(module, name)
+
+
+def check_storage(engine: Any) -> None:
+    """Raise `ConfigError` (one line) when the engine uses Redis and it does not answer a PING."""
+    from .storage.redis import RedisStorage
+
+    storage = engine.storage
+    if isinstance(storage, RedisStorage):
+        problem = storage.unreachable()
+        if problem:
+            raise ConfigError(problem)

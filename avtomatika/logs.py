@@ -33,4 +33,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # One INFO line per HTTP request (a worker's polls) or per Celery task received/succeeded (two per step of
+    # `avtomatika run`) is noise that hides what matters; Celery's own `-l` option is unaffected.
+    for noisy in ("httpx", "httpcore", "celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # "No hostname was supplied" for memory://

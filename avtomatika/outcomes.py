@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .blueprint import StateMachineBlueprint
 from .config import Config
 from .job import Job, JobStatus, set_status
+from .stream import TASK_FINISHED, TASK_RETRY, TASK_TIMEOUT
 from .transitions import enter_state, fail
 from .waits import current_task
 
@@ -39,8 +41,8 @@ def retry_delay(attempt: int, base: float) -> float:
     return float(min(base * 2 ** (attempt - 1), 60 * base) * random.uniform(0.5, 1.0))
 
 
-def _move(job: Job, blueprint: StateMachineBlueprint, target: str, config: Config) -> None:
-    enter_state(job, blueprint, target, config, cause="task outcome")
+def _move(job: Job, blueprint: StateMachineBlueprint, target: str, config: Config, cause: str) -> None:
+    enter_state(job, blueprint, target, config, cause=cause)
 
 
 def _merge(job: Job, data: dict[str, Any]) -> None:
@@ -64,7 +66,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
     if status == "cancelled":
         if "cancelled" in transitions:
             _merge(job, data)
-            _move(job, blueprint, transitions["cancelled"], config)
+            _move(job, blueprint, transitions["cancelled"], config, f"{label} was cancelled by the worker")
             return Outcome(CANCELLED, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         _ended(job, JobStatus.CANCELLED, f"{label} was cancelled by the worker")
         return Outcome(CANCELLED, "none")
@@ -75,7 +77,7 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if code is None and "failure" in transitions:
             _merge(job, data)
             job["state_history"]["error"] = error
-            _move(job, blueprint, transitions["failure"], config)
+            _move(job, blueprint, transitions["failure"], config, f"{label} failed: {message}")
             return Outcome(FAILURE, "step" if job["status"] == JobStatus.RUNNING.value else "none")
         if code == PERMANENT_ERROR:
             _ended(job, JobStatus.QUARANTINED, f"{label} failed with PERMANENT_ERROR: {message}")
@@ -100,8 +102,33 @@ def apply_result(job: Job, result: dict[str, Any], blueprint: StateMachineBluepr
         if target is None:
             _ended(job, JobStatus.FAILED, f"{label} succeeded but its transitions have no 'success' key")
             return Outcome(SUCCESS, "none")
-        _move(job, blueprint, target, config)
+        _move(job, blueprint, target, config, f"{label} returned {status!r}")
         return Outcome(SUCCESS, "step" if job["status"] == JobStatus.RUNNING.value else "none")
 
     _ended(job, JobStatus.FAILED, f"{label} returned status {status!r}, which is not a key of its transitions")
     return Outcome(SUCCESS, "none")
+
+
+def attempt_events(
+    task: dict[str, Any], state: str, worker_id: str, result: dict[str, Any], *, timed_out: bool, retried: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """The stream events of one worker attempt's result (see `avtomatika.stream`): `task_finished` with its
+    outcome (`task_timeout` when the lease expired), then `task_retry` when the task goes out again."""
+    status = result.get("status") or "success"
+    outcome = "timeout" if timed_out else status if status in ("failure", "cancelled") else "success"
+    error = result.get("error") or None
+    started = float(task.get("dispatched_at") or time.time())
+    fields: dict[str, Any] = {
+        "state": state,
+        "task_id": task["task_id"],
+        "worker_id": worker_id,
+        "attempt": int(task.get("attempt", 1)),
+        "duration_ms": max(0, round((time.time() - started) * 1000)),
+        "outcome": outcome,
+        "details": {"task_type": task["task_type"], "status": status, "error": error},
+    }
+    events = [(TASK_TIMEOUT if timed_out else TASK_FINISHED, fields)]
+    if retried:
+        again = {"task_type": task["task_type"], "failed_attempt": fields["attempt"]}
+        events.append((TASK_RETRY, {"state": state, "task_id": task["task_id"], "details": again}))
+    return events

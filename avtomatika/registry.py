@@ -1,4 +1,4 @@
-"""What an engine holds before anything runs: settings, storage, blueprints, native task types and hooks.
+"""What an engine holds before anything runs: settings, storage, blueprints, native task types, the event stream.
 
 `OrchestratorEngine` (the seed's entry point) extends this with its lifecycle; the composition root and the
 adapters read it. It never imports Flask or Celery.
@@ -14,19 +14,19 @@ from typing import Any, TypeVar
 from .blueprint import StateMachineBlueprint
 from .config import Config
 from .errors import BlueprintError
-from .hooks import HookChain
 from .injection import HandlerSpec
 from .notifiers import Notifier, log_notifier, webhook_notifier
 from .storage.base import StorageBackend
 from .storage.memory import MemoryStorage
 from .storage.redis import RedisStorage
+from .stream import EventStream
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Registry:
-    """Blueprints, native task types, hooks, config and the storage in effect.
+    """Blueprints, native task types, the event stream, config and the storage in effect.
 
     Storage is chosen when first used, not when constructed, so settings changed on `config` after
     construction take effect: with `REDIS_HOST`/`REDIS_URL` set, Redis is used for state, broker and
@@ -38,7 +38,7 @@ class Registry:
         self._given_storage = storage if storage is not None else MemoryStorage()
         self._storage: StorageBackend | None = None
         self.blueprints: dict[str, StateMachineBlueprint] = {}
-        self.hooks = HookChain()
+        self.stream = EventStream()  # job and worker events; see `avtomatika.stream`
         self.native_tasks: dict[str, HandlerSpec] = {}
         self.notifiers: dict[str, Notifier] = {"log": log_notifier, "webhook": webhook_notifier(self.config)}
         self._lock = threading.RLock()

@@ -14,11 +14,12 @@ from typing import Any
 
 from .approvals import ApprovalEvents
 from .branches import BRANCH_ACCEPTED, BranchEvents, branch_id_of
-from .core import RUNNABLE, OrchestratorCore
+from .core import RUNNABLE, OrchestratorCore, Pending
 from .errors import ConflictError, JobAlreadyEnded, JobNotFound, NotFound, NotRetryable, StaleResult
 from .job import Job, JobStatus, set_status
 from .ops import EndLease, HoldsLease, JobChanges, NotifyCancel, Withdraw
-from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result
+from .outcomes import CANCELLED, TRANSIENT_ERROR, apply_result, attempt_events
+from .stream import TASK_TIMEOUT
 from .waits import current_task, wait_of
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,17 @@ class TaskEvents:
             if blueprint is None:
                 raise ConflictError(f"blueprint {job['blueprint_name']!r} is not registered here")
             seq = job["seq"]
+            attempt, state = dict(task), job["current_state"]
             outcome = apply_result(job, result, blueprint, self.config)
             remembered = LEASE_EXPIRED if lease_expired else outcome.answer
             changes = JobChanges().add(HoldsLease(task_id, worker_id), EndLease(task_id, remembered))
             next_step = outcome.delay if outcome.next in ("step", "retry") else None
-            verdict = self.core.commit(job, seq, changes, next_step=next_step)
+            events = attempt_events(
+                attempt, state, worker_id, result, timed_out=lease_expired, retried=outcome.next == "retry"
+            )
+            if job["current_state"] != state:
+                events[0][1]["previous_state"], events[0][1]["next_state"] = state, job["current_state"]
+            verdict = self.core.commit(job, seq, changes, next_step=next_step, events=events)
             if verdict == "lease":  # `job` holds the outcome that was not applied: report the stored job
                 return self._late(self.storage.get_job(job_id) or job, task_id, worker_id)
             if verdict != "ok":
@@ -261,10 +268,15 @@ class TaskEvents:
     def _time_out(self, job: Job, message: str) -> int:
         """Fail the job; if anything changed meanwhile it stays due and the next sweep decides again."""
         seq = job["seq"]
+        task = current_task(job)
+        events: list[Pending] = []
+        if task and job["status"] == JobStatus.WAITING_FOR_WORKER.value:
+            timeout = {"task_id": task["task_id"], "attempt": task.get("attempt", 1), "details": {"reason": message}}
+            events.append((TASK_TIMEOUT, timeout))
         changes, _ = self._release_task(job, JOB_TIMED_OUT)
         job["error_message"] = message
         set_status(job, JobStatus.FAILED)
-        if self.core.commit(job, seq, changes) != "ok":
+        if self.core.commit(job, seq, changes, events=events) != "ok":
             return 0
         self._cancel_child(job)
         return 1

@@ -8,11 +8,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import tracing
+from .config import DEFAULT_CLIENT_TOKEN, DEFAULT_WORKER_TOKEN
 from .registry import Registry
 from .security import check_production_tokens
 from .service import Orchestrator
 
 logger = logging.getLogger(__name__)
+
+
+def announce(engine: Registry, port: int) -> None:
+    """Log where the API listens, the storage in use and which tokens to send (only default tokens are shown:
+    they are public; a configured token is named by its variable, never printed)."""
+    config = engine.config
+    mode = "redis" if engine.redis_url else "embedded (in memory; nothing survives a restart)"
+    host = "127.0.0.1" if config.API_HOST in ("0.0.0.0", "") else config.API_HOST
+    logger.info("Avtomatika listening on http://%s:%s (bound to %s), storage: %s", host, port, config.API_HOST, mode)
+    client = repr(config.CLIENT_TOKEN) if config.CLIENT_TOKEN == DEFAULT_CLIENT_TOKEN else "the value of CLIENT_TOKEN"
+    worker = (
+        repr(config.GLOBAL_WORKER_TOKEN)
+        if config.GLOBAL_WORKER_TOKEN == DEFAULT_WORKER_TOKEN
+        else "the value of GLOBAL_WORKER_TOKEN"
+    )
+    logger.info("clients send X-Avtomatika-Token: %s; workers send X-Worker-Token: %s", client, worker)
+    logger.info("API docs: http://%s:%s/_public/docs", host, port)
 
 
 class EmbeddedRunner:
@@ -39,6 +58,7 @@ class EmbeddedRunner:
 
         engine = self.engine
         check_production_tokens(engine.config)
+        tracing.configure(engine.config, "embedded")  # every role of this process shares one tracer provider
         app = self.make_wsgi_app()  # validates clients.toml/workers.toml before anything runs
         self._start_worker()
         self._server = make_server(
@@ -47,8 +67,7 @@ class EmbeddedRunner:
         self.port = self._server.server_port
         self._spawn("avtomatika-http", self._server.serve_forever)
         self._spawn("avtomatika-sweep", self._sweep_loop)
-        mode = "redis" if engine.redis_url else "embedded (in memory; nothing survives a restart)"
-        logger.info("Avtomatika listening on http://%s:%s, storage: %s", engine.config.API_HOST, self.port, mode)
+        announce(engine, self.port)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -12,12 +12,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import tracing
 from .branches import branch_id_of
 from .config import Config
 from .context import ClientConfig
-from .core import OrchestratorCore, StepScheduler
+from .core import OrchestratorCore, StepScheduler, job_event
 from .errors import (
     AvtomatikaError,
     BlueprintNotFound,
@@ -28,24 +29,36 @@ from .errors import (
     WorkerNotFound,
 )
 from .job import JOB_STATUSES, Job, JobStatus, job_view
+from .metrics import OrchestrationMetrics, Snapshot
 from .native import native_outcome
 from .registry import Registry
+from .reputation import refresh_reputations
 from .results import TaskEvents
 from .security import Client, load_worker_tokens
 from .storage.base import StorageBackend
+from .stream import TASK_STARTED, WORKER_REGISTERED, WORKER_STATUS_UPDATE, WorkerEvent
 from .sweeper import Sweeper
 from .tasks import NATIVE_WORKER, Claim
 from .waits import current_task, wait_of
 from .webhooks import WebhookDeliveries
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .history import History
+
 logger = logging.getLogger(__name__)
+
+
+def worker_snapshot(record: dict[str, Any]) -> dict[str, Any]:
+    """A worker record for the event stream (and so history): never a field that could hold a secret."""
+    return {k: v for k, v in record.items() if "token" not in k.lower() and "secret" not in k.lower()}
 
 
 class Orchestrator:
     """Jobs, workers and timers of one engine, on its storage and step scheduler."""
 
-    def __init__(self, registry: Registry, scheduler: StepScheduler) -> None:
+    def __init__(self, registry: Registry, scheduler: StepScheduler, history: History | None = None) -> None:
         self.registry = registry
+        self.history = history
         self.config: Config = registry.config
         self.storage: StorageBackend = registry.storage
         self.core = OrchestratorCore(
@@ -53,15 +66,25 @@ class Orchestrator:
             self.config,
             registry.blueprints,
             scheduler,
-            registry.hooks,
+            registry.stream,
             registry.native_tasks,
             registry.notifiers,
         )
         self.events = TaskEvents(self.core)
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
-        self.sweeper = Sweeper(self.storage, self.config, self.events, self.webhooks)
+        # subscribed to the event stream by the composition root, once per engine (as the webhooks are)
+        self.metrics = OrchestrationMetrics(self.storage, lambda: self.history_backlog() or 0)
+        self.sweeper = Sweeper(
+            self.storage,
+            self.config,
+            self.events,
+            self.webhooks,
+            registry.stream,
+            self._refresh_reputations if history is not None else None,
+        )
         self._worker_tokens: dict[str, str] | None = None
+        self.tracing = tracing.enabled(self.config)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -71,8 +94,11 @@ class Orchestrator:
 
     def create_job(self, blueprint: str, initial_data: dict[str, Any], client: ClientConfig, **options: Any) -> str:
         """Store a new job and schedule its first step; returns its id (the first job's for a repeated
-        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`."""
-        job_id, _created = self.core.create_job(blueprint, initial_data, client, **options)
+        idempotency key). Options: `idempotency_key`, `webhook_url`, `dispatch_timeout`, `result_timeout`,
+        `monthly_attempts` (the client's quota; `QuotaExceeded` when used up)."""
+        job_id, _created = self.core.create_job(
+            blueprint, initial_data, client, tracing_context=tracing.current_context(), **options
+        )
         return job_id
 
     def visible_job(self, job_id: str, client: Client) -> Job:
@@ -145,9 +171,16 @@ class Orchestrator:
     ) -> list[dict[str, Any]]:
         """Jobs `client` may see (admins: all), most recently changed first, filtered by status and blueprint.
 
-        A page is taken from the status index before the client and blueprint filters, so a page may hold
-        fewer than `limit` jobs; `offset` counts index entries.
+        With history enabled the list comes from the history database (every job it recorded, each with its
+        id, blueprint, status, state, error and timestamps). Otherwise a page is taken from the status index
+        before the client and blueprint filters, so a page may hold fewer than `limit` jobs; `offset` counts
+        index entries.
         """
+        if self.history is not None:  # history knows every job, not only those still within retention
+            owner = None if client.is_admin else client.client_id
+            return self.history.store.list_jobs(
+                client_id=owner, status=status, blueprint=blueprint, limit=limit, offset=offset
+            )
         statuses = [status] if status else list(JOB_STATUSES)
         found: list[Job] = []
         for name in statuses:
@@ -160,6 +193,27 @@ class Orchestrator:
             if (client.is_admin or job.get("client_id") == client.client_id)
             and (blueprint is None or job["blueprint_name"] == blueprint)
         ]
+
+    def job_history(self, job_id: str, client: Client) -> list[dict[str, Any]]:
+        """The job's history events in order (SPEC §6) if `client` may see the job; `Unsupported` when
+        history is off, `JobNotFound` for an unknown job or another client's, `Unavailable` when the history
+        database does not answer."""
+        if self.history is None:
+            raise Unsupported("history is not enabled: set HISTORY_DATABASE_URI or HISTORY_ENABLED=true")
+        owner = self.history.store.job_owner(job_id)
+        if owner is None:
+            self.visible_job(job_id, client)  # a job history has not recorded yet: storage knows its owner
+        elif owner != client.client_id and not client.is_admin:
+            raise JobNotFound("job not found", job_id=job_id)
+        return self.history.store.job_events(job_id)
+
+    def history_backlog(self) -> int | None:
+        """Events this process has not written to history yet (None when history is off): for metrics."""
+        return self.history.writer.backlog if self.history is not None else None
+
+    def _refresh_reputations(self, now: float) -> None:
+        if self.history is not None:
+            refresh_reputations(self.storage, self.history.store, self.config.REPUTATION_WINDOW_SECONDS, now)
 
     def graph(self, name: str, fmt: str = "dot") -> tuple[bytes, str]:
         """The blueprint's state graph: (content, media type); SVG needs the graphviz binary."""
@@ -182,12 +236,25 @@ class Orchestrator:
         return self.storage.list_workers()
 
     def dashboard(self) -> dict[str, Any]:
-        """Live workers and tasks waiting for a worker, in total and by task type."""
+        """Jobs by status, tasks waiting for a worker (in total and by task type), live workers (in total, by
+        status and by task type they support) and, with history enabled, this process's history backlog."""
         queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
-        return {
-            "workers": {"total": len(self.storage.list_workers())},
+        workers = self.storage.list_workers()
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        for worker in workers:
+            status = str(worker.get("status") or "idle")
+            by_status[status] = by_status.get(status, 0) + 1
+            for task_type in worker.get("supported_tasks") or []:
+                by_type[str(task_type)] = by_type.get(str(task_type), 0) + 1
+        answer: dict[str, Any] = {
+            "workers": {"total": len(workers), "by_status": by_status, "by_task_type": by_type},
             "jobs": {"queued": sum(queues.values()), "queues": queues, **self.storage.count_jobs()},
         }
+        if self.history is not None:
+            writer = self.history.writer
+            answer["history"] = {"backlog": writer.backlog, "dropped": writer.dropped, "failing": writer.failing}
+        return answer
 
     def reload_worker_tokens(self) -> int:
         """Read `workers.toml` (when configured) into storage; returns how many workers have their own token.
@@ -204,6 +271,10 @@ class Orchestrator:
         """Delete everything storage holds, then put the worker tokens of `workers.toml` back."""
         self.storage.flush()
         self.reload_worker_tokens()
+
+    def metrics_snapshot(self) -> Snapshot:
+        """Every orchestration metric now (counters from all processes, gauges read from storage)."""
+        return self.metrics.snapshot()
 
     def storage_reachable(self) -> bool:
         """True when storage (and in Redis mode the broker, the same Redis) answers."""
@@ -236,18 +307,31 @@ class Orchestrator:
         """Store a worker's registration; `reputation` and `registered_at` of a live record are kept."""
         now = time.time()
         existing = self.storage.get_workers([record["worker_id"]])[0] or {}
+        before, instance = existing.get("instance_id"), record.get("instance_id")
+        if before and instance and before != instance:
+            logger.warning(
+                "worker id %r registered by %s while %s still holds it (last seen %.0f s ago): two workers share "
+                "one id, so their tasks, heartbeats and cancellations mix; give each its own worker_id",
+                record["worker_id"],
+                instance,
+                before,
+                now - float(existing.get("last_seen", now)),
+            )
         record.update(
             reputation=float(existing.get("reputation", 1.0)),
             registered_at=existing.get("registered_at", now),
             last_seen=now,
         )
         self.storage.save_worker(record, self.dispatcher.worker_ttl, now)
+        self.registry.stream.emit([WorkerEvent(WORKER_REGISTERED, record["worker_id"], now, worker_snapshot(record))])
 
     def heartbeat(self, worker_id: str, updates: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         """Refresh a worker (and apply `updates`); returns (its record, task ids cancelled since last time)."""
         record, cancels = self.dispatcher.heartbeat(worker_id, updates)
         if record is None:
             raise WorkerNotFound("unknown worker: register first", worker_id=worker_id)
+        if updates:
+            self.registry.stream.emit([WorkerEvent(WORKER_STATUS_UPDATE, worker_id, snapshot=worker_snapshot(record))])
         return record, cancels
 
     def next_task(self, worker_id: str) -> dict[str, Any] | None:
@@ -299,6 +383,7 @@ class Orchestrator:
         if job is None or task is None or task.get("task_id") != claim.task_id:
             self.storage.drop_lease(claim.task_id)
             return None
+        self._task_started(job, task, claim.worker_id)
         return {
             "job_id": claim.job_id,
             "task_id": claim.task_id,
@@ -311,8 +396,15 @@ class Orchestrator:
         }
 
     def accept_result(self, job_id: str, task_id: str, worker_id: str, result: dict[str, Any]) -> str:
-        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`."""
-        return self.events.accept_result(job_id, task_id, worker_id, result)
+        """Apply a worker's result (SPEC §4); returns the answer status. See `TaskEvents.accept_result`.
+
+        With tracing on, the result is handled in a span of the job's trace (whatever trace the request had).
+        """
+        if not self.tracing:
+            return self.events.accept_result(job_id, task_id, worker_id, result)
+        job = self.storage.get_job(job_id)
+        with tracing.span("avtomatika.result", job and job.get("tracing_context"), job_id=job_id, task_id=task_id):
+            return self.events.accept_result(job_id, task_id, worker_id, result)
 
     def record_progress(self, job_id: str, task_id: str, worker_id: str, progress: float | None, message: str) -> bool:
         """Store a progress event of the task's lease holder; `job_id` "" finds the job from the lease."""
@@ -360,6 +452,8 @@ class Orchestrator:
             if branch and job is not None:
                 task = self.storage.branch(job_id, branch)  # type: ignore[assignment]
             attempt = task.get("attempt", 1) if task else 1
+            if job is not None and task is not None:
+                self._task_started(job, dict(task), NATIVE_WORKER)
             available = {"params": params, "job_id": job_id, "task_id": task_id, "attempt": attempt}
             outcome = native_outcome(self.registry.native_tasks.get(task_type), task_type, available)
             try:
@@ -368,6 +462,13 @@ class Orchestrator:
                 return exc.message
         finally:
             self.storage.release_lock(lock, token)
+
+    def _task_started(self, job: Job, task: dict[str, Any], worker_id: str) -> None:
+        """A worker (or Celery, for a native task type) took an attempt: a stream event between commits."""
+        if self.registry.stream.wants(TASK_STARTED):
+            fields = {"task_id": task["task_id"], "attempt": int(task.get("attempt", 1)), "worker_id": worker_id}
+            details = {"task_type": task["task_type"]}
+            self.registry.stream.emit([job_event(job, TASK_STARTED, details=details, **fields)])
 
     def park_branch(self, job_id: str, branch_id: str, context: str) -> dict[str, Any] | None:
         """A fan-out's chord member parks itself (see `BranchEvents.park`)."""

@@ -40,6 +40,8 @@ def enter_state(job: Job, blueprint: StateMachineBlueprint, target: str, config:
     job["wait"] = None
     if job["status"] != JobStatus.RUNNING.value:
         set_status(job, JobStatus.RUNNING)
+    if target == "failed":  # a failed job always says why
+        job["error_message"] = f"{cause}; the job entered state 'failed'"
     if target in RESERVED_END_STATES and target not in blueprint.states:
         set_status(job, JobStatus.FAILED if target == "failed" else JobStatus.FINISHED)
     return True

@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from .config import Config
-from .hooks import Hooks
-from .job import Job, job_view
+from .job import job_view
 from .storage.base import StorageBackend
+from .stream import JOB_ENDS, Event, JobEvent
 
 logger = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
@@ -30,16 +30,20 @@ def retry_delay(attempt: int) -> float:
     return float(min(2 ** (attempt - 1), 300))
 
 
-class WebhookDeliveries(Hooks):
-    """Delivers queued completion webhooks; subscribed to `job_ended` to try each one at once."""
+_END_KINDS = frozenset(JOB_ENDS.values())
+
+
+class WebhookDeliveries:
+    """Delivers queued completion webhooks; subscribed to the event stream to try each one as its job ends."""
 
     def __init__(self, storage: StorageBackend, config: Config) -> None:
         self.storage = storage
         self.config = config
 
-    def job_ended(self, job: Job) -> None:
-        if job.get("webhook_url"):
-            threading.Thread(target=self._deliver_now, args=(job["id"],), name="webhook", daemon=True).start()
+    def handle(self, event: Event) -> None:
+        """A job that ended with a webhook queued: try the delivery now, in a background thread."""
+        if isinstance(event, JobEvent) and event.kind in _END_KINDS and event.details.get("webhook"):
+            threading.Thread(target=self._deliver_now, args=(event.job_id,), name="webhook", daemon=True).start()
 
     def _deliver_now(self, job_id: str) -> None:
         for _ in range(IN_THREAD_ATTEMPTS):

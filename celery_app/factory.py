@@ -14,10 +14,10 @@ from typing import Any
 from celery import Celery, chord
 from celery.app.task import Context
 from celery.exceptions import Ignore
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
-from avtomatika import aio
+from avtomatika import aio, metrics, tracing
 from avtomatika.registry import Registry
 from avtomatika.service import Orchestrator
 
@@ -114,6 +114,8 @@ def create_celery(engine: Registry, service: Callable[[], Orchestrator]) -> Cele
     app = Celery("avtomatika", set_as_current=False)
     app.conf.update(celery_settings(engine))
     _providers[engine.queue_suffix] = service
+    if tracing.enabled(engine.config):
+        _trace_tasks(engine)
 
     def current(engine_key: str = "") -> Orchestrator:
         return _providers.get(engine_key, service)() if engine_key else service()
@@ -210,7 +212,7 @@ class CeleryStepScheduler:
         if not self.direct:
             return None
         kwargs: dict[str, Any] = {"blueprint": blueprint, "state": state}
-        return self.step_queue, step_message(self.step_queue, job_id, seq, kwargs)
+        return self.step_queue, step_message(self.step_queue, job_id, seq, kwargs, tracing.current_context())
 
     def native_message(
         self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]
@@ -220,7 +222,8 @@ class CeleryStepScheduler:
         if not self.direct:
             return None
         queue = self.native_queue(task_type)
-        return queue, task_message(queue, "avtomatika.native", [job_id, task_id, task_type, params], {})
+        args = [job_id, task_id, task_type, params]
+        return queue, task_message(queue, "avtomatika.native", args, {}, tracing.current_context())
 
     def schedule_step(
         self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "", resent: bool = False
@@ -235,9 +238,37 @@ class CeleryStepScheduler:
             },
             countdown=delay if delay > 0 else None,
             queue=self.step_queue,
+            headers=tracing.current_context(),
         )
 
 
 @worker_process_init.connect
 def _fresh_loop_per_child(**_: Any) -> None:
     aio.reset_after_fork()
+
+
+@worker_process_shutdown.connect
+def _write_pending_metrics(**_: Any) -> None:
+    """A prefork child ends without running `atexit`: write what its metrics buffer still holds."""
+    metrics.flush_all()
+
+
+def _trace_tasks(engine: Registry) -> None:
+    """Trace task publishing and runs (OpenTelemetry's Celery instrumentation). The tracer provider is made
+    in each process that runs tasks: a prefork child after the fork (an exporter's thread does not survive
+    one), a solo or thread pool worker at its start, the embedded default in `create_app`."""
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    instrumentor = CeleryInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+    def in_child(**_: Any) -> None:
+        tracing.configure(engine.config, "worker")
+
+    def at_start(sender: Any = None, **_: Any) -> None:
+        if "prefork" not in str(getattr(sender, "pool_cls", "")):
+            tracing.configure(engine.config, "worker")
+
+    worker_process_init.connect(in_child, weak=False)
+    worker_init.connect(at_start, weak=False)

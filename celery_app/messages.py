@@ -21,12 +21,17 @@ _ORIGIN = f"avtomatika@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any]) -> str:
-    """The JSON kombu's Redis transport stores for `avtomatika.step(job_id, seq, **kwargs)` on `queue`."""
-    return task_message(queue, "avtomatika.step", [job_id, seq], kwargs)
+def step_message(queue: str, job_id: str, seq: int, kwargs: dict[str, Any], trace: dict[str, str] | None = None) -> str:
+    """The JSON kombu's Redis transport stores for `avtomatika.step(job_id, seq, **kwargs)` on `queue`.
+
+    `trace`: W3C trace context headers (`traceparent`, ...): this message bypasses Celery's publish signals,
+    so it carries them itself, where OpenTelemetry's Celery instrumentation reads them in the worker."""
+    return task_message(queue, "avtomatika.step", [job_id, seq], kwargs, trace)
 
 
-def task_message(queue: str, task: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+def task_message(
+    queue: str, task: str, args: list[Any], kwargs: dict[str, Any], trace: dict[str, str] | None = None
+) -> str:
     """The JSON kombu's Redis transport stores for the Celery task `task(*args, **kwargs)` on `queue`."""
     task_id = str(uuid.uuid4())
     body = json.dumps([args, kwargs, _EMBED])
@@ -54,6 +59,7 @@ def task_message(queue: str, task: str, args: list[Any], kwargs: dict[str, Any])
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
+            **(trace or {}),
         },
         "properties": {
             "correlation_id": task_id,

@@ -9,7 +9,8 @@
   AVTOMATIKA_ENV=production; a refusal makes the worker fail to boot and gunicorn exit.
 - PROMETHEUS_MULTIPROC_DIR: when set, the directory is created and emptied when the master starts and each
   dead worker's files are marked dead, so counters add up across workers (FACTS: prometheus-flask-exporter
-  with GunicornInternalPrometheusMetrics). The /_public/metrics route itself is planned; this hook is ready.
+  with a multiprocess collector). `/_public/metrics` then reports the HTTP metrics of every worker whichever
+  worker answers; the orchestration metrics come from Redis and need no directory.
 - LOG_LEVEL / LOG_FORMAT (text|json) configure the application's log output in each worker, as the
   `avtomatika` command does.
 """

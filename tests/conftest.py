@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +21,7 @@ class Orchestrator:
 
     mode: str
     base: str
+    step_log: Callable[[], str] | None = None  # Redis mode: the Celery worker's output (embedded: use caplog)
 
     def client(self, token: str | None = suite_app.CLIENT_A) -> httpx.Client:
         headers = {"X-Avtomatika-Token": token} if token else {}
@@ -78,7 +79,7 @@ def redis_mode(redis_url: str) -> Iterator[Orchestrator]:
     worker = start_celery_worker(env)
     api, base = start_api(env)
     try:
-        yield Orchestrator("redis", base)
+        yield Orchestrator("redis", base, worker.output)
     finally:
         api.stop()
         worker.stop()

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -162,14 +162,18 @@ def wait_for_status(proc: Process, base: str, what: str = "API server") -> None:
     wait_until(up, 30, what=what)
 
 
-def start_api(env: dict[str, str]) -> tuple[Process, str]:
-    port = free_port()
+def start_api(
+    env: dict[str, str], workers: int = 1, port: int | None = None, config: str | None = None
+) -> tuple[Process, str]:
+    """gunicorn (gevent) serving the API; `config`: a gunicorn config file (e.g. deploy/gunicorn.conf.py)."""
+    port = port or free_port()
     args = [
         str(BIN / "gunicorn"),
+        *(["-c", config] if config else []),
         "-k",
         "gevent",
         "-w",
-        "1",
+        str(workers),
         "-b",
         f"127.0.0.1:{port}",
         "--graceful-timeout",
@@ -180,3 +184,60 @@ def start_api(env: dict[str, str]) -> tuple[Process, str]:
     base = f"http://127.0.0.1:{port}"
     wait_for_status(proc, base)
     return proc, base
+
+
+def postgres_bin(name: str) -> str:
+    """A PostgreSQL server binary (initdb, pg_ctl); a missing PostgreSQL fails the test, never skips it."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    path = str(found[-1]) if found else shutil.which(name)
+    if path is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed (apt-get install postgresql; .ci/run does it)")
+    return path
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on a free port, owned by the `postgres` user (it refuses to run as root)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="avtomatika-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(postgres_bin("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as_postgres, *args], check=True, capture_output=True, cwd=self.dir, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(postgres_bin("pg_ctl"), "-D", self.data, "-o", options, "-l", f"{self.dir}/log", "-w", "start")
+
+    def stop(self) -> None:
+        self._run(postgres_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A running throwaway cluster; stopped and deleted afterwards."""
+    server = Postgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        with suppress(subprocess.CalledProcessError):  # already stopped by a test
+            server.stop()
+        server.remove()

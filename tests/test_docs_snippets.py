@@ -24,6 +24,17 @@ def test_the_cookbook_has_snippets():
     assert len(snippets()) >= 8
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_every_python_snippet_names_its_file(page):
+    text = (ROOT / page).read_text()
+    assert text.count("```python\n") == len(BLOCK.findall(text)), f"{page}: a python block does not name its file"
+
+
+def test_the_cookbook_has_a_worker_task_recipe():
+    paths = {path for _, path, _ in snippets()}
+    assert "blueprints/demo_worker.py" in paths
+
+
 @pytest.mark.parametrize(
     ("page", "path", "body"), snippets(), ids=lambda v: v if isinstance(v, str) and v.endswith(".py") else ""
 )

@@ -8,6 +8,8 @@ from typing import Any
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 
+from avtomatika import tracing
+from avtomatika.quotas import warn_unkept_quotas
 from avtomatika.registry import Registry
 from avtomatika.security import ClientRegistry
 from avtomatika.service import Orchestrator
@@ -15,6 +17,7 @@ from avtomatika.service import Orchestrator
 from .auth import CLIENT_HEADER, authenticate_client
 from .caps import OpenRequests
 from .errors import check_url_length, register_error_handlers
+from .metrics import install_metrics
 from .ratelimit import RateLimits
 from .resources import admin, approvals, blueprints, debug, jobs, public, workers
 from .smorest import Api
@@ -50,7 +53,10 @@ def create_app(service: Orchestrator) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["avtomatika.service"] = service
-    app.extensions["avtomatika.clients"] = ClientRegistry.from_config(engine.config)
+    clients = ClientRegistry.from_config(engine.config)
+    app.extensions["avtomatika.clients"] = clients
+    with_quota = [client.client_id for client in clients.clients if client.monthly_attempts is not None]
+    warn_unkept_quotas(with_quota, persistent=bool(engine.redis_url))
     app.extensions["avtomatika.rate_limits"] = RateLimits(engine)
     app.extensions["avtomatika.worker_tokens"] = TokenHashCache()
     app.extensions["avtomatika.open_requests"] = OpenRequests()
@@ -71,6 +77,11 @@ def create_app(service: Orchestrator) -> Flask:
     workers.register_websocket(app)
     register_error_handlers(app)
     app.before_request(check_url_length)
+    install_metrics(app, service)
+    if tracing.configure(engine.config, "api"):
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app, excluded_urls="_public/metrics,_public/status")
     app.before_request(authenticate_client)
     app.before_request(authenticate_worker_request)
     app.before_request(approvals.authorize_decision)
@@ -78,6 +89,11 @@ def create_app(service: Orchestrator) -> Flask:
     @app.get("/_public/swagger-ui/<path:filename>")
     def swagger_assets(filename: str) -> Any:
         return send_from_directory(SWAGGER_ASSETS, filename, max_age=3600)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        """Browsers ask for it on every page (the docs page): Swagger UI's icon, not a 404 in the console."""
+        return send_from_directory(SWAGGER_ASSETS, "favicon-32x32.png", mimetype="image/png", max_age=86400)
 
     return app
 

@@ -13,8 +13,10 @@ from avtomatika.errors import (
     AvtomatikaError,
     ConflictError,
     NotFound,
+    QuotaExceeded,
     TransitionNotAllowed,
     Unauthorized,
+    Unavailable,
     Unsupported,
 )
 
@@ -95,6 +97,7 @@ _DOMAIN_STATUS: list[tuple[type[AvtomatikaError], int]] = [
     (TransitionNotAllowed, 409),
     (Unsupported, 501),
     (Unauthorized, 401),
+    (Unavailable, 503),
 ]
 
 
@@ -123,6 +126,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AvtomatikaError)
     def domain_error(exc: AvtomatikaError) -> Any:
         details = exc.context or None
+        if isinstance(exc, QuotaExceeded):
+            return _response(429, exc.message, details, {"Retry-After": str(math.ceil(exc.retry_after))})
         for kind, status in _DOMAIN_STATUS:
             if isinstance(exc, kind):
                 return _response(status, exc.message, details)

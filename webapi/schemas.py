@@ -90,6 +90,13 @@ class Register(Liberal):
     ip_address = fields.String(validate=validate.Length(max=100))
     address = fields.String(validate=validate.Length(max=2048))
     multi_orchestrator_info = fields.Nested(OrchestratorInfo, allow_none=True)
+    instance_id = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "the worker process (SDK: host:pid:random); a second live one with the same "
+            "worker_id is logged as a warning"
+        },
+    )
 
 
 class Heartbeat(Liberal):
@@ -219,6 +226,9 @@ class JobView(Schema):
     initial_data = fields.Dict()
     state_history = fields.Dict()
     error_message = fields.String(allow_none=True)
+    traceback_hint = fields.String(
+        metadata={"description": "for a job quarantined by a handler exception: where its traceback is kept"}
+    )
     retry_count = fields.Integer()
     created_at = fields.Float(allow_none=True)
     updated_at = fields.Float(allow_none=True)
@@ -233,6 +243,28 @@ class JobView(Schema):
     approval = fields.Dict(
         metadata={"description": "while waiting for a human: the question, decisions and the approval token"}
     )
+
+
+class HistoryEvent(Schema):
+    """One row of a job's history (SPEC §6): the original's columns plus the order and the job's status."""
+
+    sequence = fields.Integer(required=True, metadata={"description": "1, 2, 3, ... in the job's event order"})
+    event_id = fields.String(required=True)
+    job_id = fields.String(required=True)
+    job_seq = fields.Integer(required=True, metadata={"description": "the job's commit counter after the event"})
+    timestamp = fields.String(required=True, metadata={"description": "ISO 8601, UTC, microseconds"})
+    event_type = fields.String(required=True)
+    blueprint = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "the job's status after the event"})
+    state = fields.String(allow_none=True)
+    previous_state = fields.String(allow_none=True)
+    next_state = fields.String(allow_none=True)
+    duration_ms = fields.Integer(allow_none=True)
+    worker_id = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True)
+    attempt_number = fields.Integer(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"description": "of an attempt: success/failure/timeout"})
+    context_snapshot = fields.Dict(required=True)
 
 
 class WorkerRecord(Schema):
@@ -296,6 +328,16 @@ class Health(StatusAnswer):
 
 class DashboardWorkers(Schema):
     total = fields.Integer(required=True)
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "idle, busy, ..."})
+    by_task_type = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "live workers supporting each type"}
+    )
+
+
+class DashboardHistory(Schema):
+    backlog = fields.Integer(required=True, metadata={"description": "events this API process has not written yet"})
+    dropped = fields.Integer(required=True, metadata={"description": "events dropped because the buffer was full"})
+    failing = fields.Boolean(required=True, metadata={"description": "the history database refuses writes now"})
 
 
 DashboardJobs = Schema.from_dict(
@@ -311,3 +353,4 @@ DashboardJobs = Schema.from_dict(
 class Dashboard(Schema):
     workers = fields.Nested(DashboardWorkers, required=True)
     jobs = fields.Nested(DashboardJobs, required=True)
+    history = fields.Nested(DashboardHistory, metadata={"description": "with history enabled"})

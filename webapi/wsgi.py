@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from avtomatika.loader import load_engine
+from avtomatika.loader import check_storage, load_engine
 from avtomatika.security import check_production_tokens
 
 _engine = load_engine()
+check_storage(_engine)  # an unreachable Redis fails the boot with one clear line, not redis-py's internals
 check_production_tokens(_engine.config)
 app = _engine.wsgi_app()

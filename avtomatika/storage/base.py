@@ -8,6 +8,7 @@ from typing import Any
 
 from ..job import Job
 from ..ops import JobChanges
+from ..quotas import Quota
 from ..tasks import Claim, Lease, QueueEntry
 
 
@@ -39,6 +40,7 @@ class StorageBackend(ABC):
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
         publish: tuple[str, str] | None = None,
+        quota: Quota | None = None,
     ) -> str:
         """Store a new job (its `seq` is 0) and return its id.
 
@@ -48,6 +50,9 @@ class StorageBackend(ABC):
         With `watch_until` the job also goes on the stall watch list (see `commit_job`).
         Atomic: with an `idempotency_key` (already scoped to the client by the caller), a key seen before
         returns the first job's id and stores nothing; two concurrent creates with one key make one job.
+        With a `quota`, the create counts against it in the same atomic operation (after the idempotency
+        check: a repeat costs nothing); a full quota raises `QuotaExceeded` and stores nothing. The count
+        lives until `quota.expires_at`, across restarts when the backend persists.
         """
 
     @abstractmethod
@@ -213,6 +218,11 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
+    def set_reputations(self, values: dict[str, float]) -> None:
+        """Set `reputation` (0..1, computed by the orchestrator) of each live worker in `values`; unknown or
+        expired workers are skipped and no TTL changes. Atomic per worker (never races a heartbeat)."""
+
+    @abstractmethod
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         """How many leases each worker holds."""
 
@@ -364,6 +374,15 @@ class StorageBackend(ABC):
     def shared_secret(self, name: str) -> str:
         """A random secret every process of this storage shares, created on first use (atomic: two processes
         asking at once get the same value). Used to derive per-job approval tokens without storing them."""
+
+    @abstractmethod
+    def add_to_counters(self, amounts: dict[str, float]) -> None:
+        """Add each amount to the shared counter of that name (atomic per counter; every process of this
+        storage adds to the same counters). Metrics keep their counters and histogram buckets here."""
+
+    @abstractmethod
+    def counters(self) -> dict[str, float]:
+        """Every counter `add_to_counters` made, by name."""
 
     @abstractmethod
     def ping(self) -> bool:

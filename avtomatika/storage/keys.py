@@ -16,6 +16,7 @@ SINGLE = {
     "worker_tokens": "hash: worker id -> token hash (workers.toml)",
     "webhooks": "zset: job ids whose completion webhook is not delivered yet, by when to try next",
     "webhook_attempts": "hash: job id -> delivery attempts so far",
+    "metrics": "hash: orchestration metric counters and histogram buckets (field -> amount)",
 }
 PER_ID = {
     "job": "hash: seq and the JSON record of one job",
@@ -35,6 +36,7 @@ PER_ID = {
     "lock": "string: a named lock",
     "counter": "string: a named counter",
     "deliveries": "string: how often the step `<job id>:<seq>` was delivered again without its commit",
+    "quota": "string: job creations of one client in one calendar month (`<client>:<YYYY-MM>`)",
     "branches": "hash: the branches of one fan-out (branch id -> its task record, current attempt)",
     "branch_results": "hash: final outcomes of one fan-out's branches (branch id -> result JSON)",
     "parked": "hash: parked Celery chord contexts of one fan-out's branches (branch id -> context JSON)",

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from ..errors import TokensNotLoaded
+from ..errors import QuotaExceeded, TokensNotLoaded
 from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import (
     CreateJob,
@@ -26,6 +26,7 @@ from ..ops import (
     StoreBranches,
     Withdraw,
 )
+from ..quotas import Quota
 from ..tasks import Claim, Lease, QueueEntry, cancel_command, eligible, parse_member
 from .base import StorageBackend, dumps, loads
 
@@ -63,6 +64,8 @@ class MemoryStorage(StorageBackend):
         self._tokens: dict[str, str] = {}
         self._counters: dict[str, int] = defaultdict(int)
         self._deliveries: dict[str, tuple[int, float]] = {}  # "job id:seq" -> (count, expires)
+        self._quotas: dict[str, tuple[int, float]] = {}  # quota key -> (creates, expires)
+        self._metrics: dict[str, float] = defaultdict(float)
 
     @staticmethod
     def _alive(expires: float | None, now: float) -> bool:
@@ -84,6 +87,7 @@ class MemoryStorage(StorageBackend):
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
         publish: tuple[str, str] | None = None,
+        quota: Quota | None = None,
     ) -> str:
         if publish is not None:
             raise NotImplementedError("MemoryStorage cannot publish broker messages")
@@ -95,6 +99,13 @@ class MemoryStorage(StorageBackend):
                 existing = self._idempotency.get(idempotency_key)
                 if existing and existing[1] > now:
                     return existing[0]
+            if quota is not None:
+                used, expires = self._quotas.get(quota.key, (0, 0.0))
+                used = used if expires > now else 0
+                if used >= quota.limit:
+                    raise QuotaExceeded("monthly job quota exhausted", quota.retry_after(now), limit=quota.limit)
+                self._quotas[quota.key] = (used + 1, float(quota.expires_at))
+            if idempotency_key is not None:
                 self._idempotency[idempotency_key] = (job["id"], now + idempotency_ttl)
             self._jobs[job["id"]] = (0, document, None)
             self._set_watch(job["id"], watch_until)
@@ -399,6 +410,14 @@ class MemoryStorage(StorageBackend):
             cancels = sorted(self._cancels.pop(worker_id, set()))
             return record, cancels
 
+    def set_reputations(self, values: dict[str, float]) -> None:
+        now = time.time()
+        with self._lock:
+            for worker_id, reputation in values.items():
+                entry = self._workers.get(worker_id)
+                if entry is not None and entry[1] > now:
+                    entry[0]["reputation"] = float(reputation)
+
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         with self._lock:
             counts: dict[str, int] = defaultdict(int)
@@ -630,6 +649,15 @@ class MemoryStorage(StorageBackend):
     def ping(self) -> bool:
         return True
 
+    def add_to_counters(self, amounts: dict[str, float]) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._metrics[name] += amount
+
+    def counters(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._metrics)
+
     def flush(self) -> None:
         with self._lock:
             self._tokens_loaded = False
@@ -653,5 +681,7 @@ class MemoryStorage(StorageBackend):
                 self._counters,
                 self._deliveries,
                 self._webhooks,
+                self._quotas,
+                self._metrics,
             ):
                 table.clear()

@@ -7,13 +7,15 @@ once (`scripts.py`).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import Any
 
-from ..errors import ConfigError, TokensNotLoaded
+from ..errors import ConfigError, QuotaExceeded, TokensNotLoaded
 from ..job import JOB_STATUSES, Job, pack_job, unpack_job
 from ..ops import JobChanges
+from ..quotas import Quota
 from ..tasks import Claim, Lease, QueueEntry
 from . import scripts
 from .base import StorageBackend, dumps, loads
@@ -107,10 +109,22 @@ class RedisStorage(StorageBackend):
         self._record_branch = self.client.register_script(scripts.source("record_branch"))
         self._park_branch = self.client.register_script(scripts.source("park_branch"))
         self._heartbeat = self.client.register_script(scripts.source("heartbeat"))
+        self._set_reputations = self.client.register_script(scripts.source("set_reputations"))
         self._sample_pollers = self.client.register_script(scripts.source("sample_pollers"))
         self._release = self.client.register_script(scripts.source("release_lock"))
         self._replace_hash = self.client.register_script(scripts.source("replace_hash"))
         self._lease_progress = self.client.register_script(scripts.source("lease_progress"))
+
+    def unreachable(self) -> str:
+        """An empty string when Redis answers a PING, else one line saying where it is not reachable and why."""
+        import redis
+
+        try:
+            self.health.ping()
+        except redis.RedisError as exc:
+            where = re.sub(r"//[^@/]*@", "//***@", self.url)
+            return f"cannot reach Redis at {where}: {exc}"
+        return ""
 
     def key(self, name: str, part: str | None = None) -> str:
         """A key under this storage's prefix (names: `keys.SINGLE`, `keys.PER_ID`)."""
@@ -135,12 +149,13 @@ class RedisStorage(StorageBackend):
         idempotency_ttl: int = 86400,
         watch_until: float | None = None,
         publish: tuple[str, str] | None = None,
+        quota: Quota | None = None,
     ) -> str:
         job["seq"] = 0
         idem = self.key("idempotency", idempotency_key) if idempotency_key is not None else ""
         queue, message = publish if publish is not None else ("", "")
         result = self._create(
-            keys=[self.job_key(job["id"]), idem, self.watch_key],
+            keys=[self.job_key(job["id"]), idem, self.watch_key, self.key("quota", quota.key) if quota else ""],
             args=[
                 job["id"],
                 pack_job(job),
@@ -151,8 +166,13 @@ class RedisStorage(StorageBackend):
                 job["status"],
                 repr(float(job.get("created_at") or time.time())),
                 self.prefix,
+                quota.limit if quota else 0,
+                quota.expires_at if quota else 0,
             ],
         )
+        if result is None:
+            assert quota is not None  # only a quota check answers nil
+            raise QuotaExceeded("monthly job quota exhausted", quota.retry_after(), limit=quota.limit)
         return _text(result)
 
     def get_job(self, job_id: str) -> Job | None:
@@ -407,6 +427,10 @@ class RedisStorage(StorageBackend):
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         return self._worker(fields), sorted(_text(c) for c in cancels)
 
+    def set_reputations(self, values: dict[str, float]) -> None:
+        if values:
+            self._set_reputations(args=[self.prefix, *(item for w, r in values.items() for item in (w, dumps(r)))])
+
     def active_tasks(self, worker_ids: list[str]) -> list[int]:
         pipe = self.client.pipeline(transaction=False)
         for worker_id in worker_ids:
@@ -607,6 +631,17 @@ class RedisStorage(StorageBackend):
             return bool(self.health.ping())
         except Exception:  # noqa: BLE001 - any connection failure means "not reachable"
             return False
+
+    def add_to_counters(self, amounts: dict[str, float]) -> None:
+        if amounts:
+            pipe = self.client.pipeline(transaction=False)
+            key = self.key("metrics")
+            for name, amount in amounts.items():
+                pipe.hincrbyfloat(key, name, amount)
+            pipe.execute()
+
+    def counters(self) -> dict[str, float]:
+        return {_text(name): float(value) for name, value in self.client.hgetall(self.key("metrics")).items()}
 
     def flush(self) -> None:
         keys = list(self.client.scan_iter(match=self.keys.pattern, count=1000))

@@ -23,6 +23,7 @@ NAMES = (
     "release_lock",
     "replace_hash",
     "lease_progress",
+    "set_reputations",
 )
 
 

@@ -23,7 +23,12 @@ TOKEN_VARIABLE = "AVTOMATIKA_WORKER_TOKEN"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the command."""
-    parser = argparse.ArgumentParser(prog="avtomatika worker", description="Run an Avtomatika HTTP worker.")
+    parser = argparse.ArgumentParser(
+        prog="avtomatika worker",
+        description="Run an Avtomatika HTTP worker (an avtomatika.worker.Worker) until SIGTERM or Ctrl-C.",
+        epilog=f"environment: {URL_VARIABLE}, {TOKEN_VARIABLE} (prefer it to --token: command lines are visible "
+        "to other users)",
+    )
     parser.add_argument("app", help="module:attr of the Worker object (attr defaults to `worker`)")
     parser.add_argument(
         "--url",

@@ -103,9 +103,9 @@ def log_failure(ctx: TaskContext, exc: Exception, result: TaskResult) -> None:
     """Log a failed task: a traceback for unexpected exceptions, one line for raised outcomes."""
     code = (result.error or {}).get("code")
     if isinstance(exc, TaskCancelled):
-        logger.info("task %s (%s) ended as cancelled", ctx.task_id, ctx.task_type)
+        logger.debug("task %s (%s) ended as cancelled", ctx.task_id, ctx.task_type)
     elif isinstance(exc, TaskFailure):
-        logger.info("task %s (%s) failed [%s]: %s", ctx.task_id, ctx.task_type, code or "no code", exc.message)
+        logger.debug("task %s (%s) failed [%s]: %s", ctx.task_id, ctx.task_type, code or "no code", exc.message)
     else:
         logger.error("task %s (%s) raised", ctx.task_id, ctx.task_type, exc_info=exc)
 

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -365,6 +366,7 @@ class WorkerRuntime:
             # Received while shutting down: hand it back at once so another worker gets it.
             await self.report(task, failure(f"worker {self.worker.worker_id} is shutting down", ErrorCode.TRANSIENT))
             return
+        started = time.monotonic()
         entry = InFlight(TaskContext(task, self.reporter))
         self.in_flight[task.task_id] = entry
         try:
@@ -374,16 +376,18 @@ class WorkerRuntime:
                 # The orchestrator should not send it; another worker may have the handler, so retry there.
                 entry.result = failure(exc.message, ErrorCode.TRANSIENT)
             else:
-                logger.info(
+                logger.debug(
                     "task %s (%s) of job %s: attempt %d started", task.task_id, task.type, task.job_id, task.attempt
                 )
                 entry.result = await run_handler(handler, entry.ctx)
-            await self.report(task, entry.result)
+            await self.report(task, entry.result, started)
         finally:
             self.in_flight.pop(task.task_id, None)
 
-    async def report(self, task: Task, result: TaskResult) -> None:
-        """POST the result, retrying while the orchestrator is unreachable; 409 and other 4xx are not retried."""
+    async def report(self, task: Task, result: TaskResult, started: float | None = None) -> None:
+        """POST the result, retrying while the orchestrator is unreachable; 409 and other 4xx are not retried.
+
+        The one INFO line of a task is logged here, once the orchestrator accepted its result."""
         body = result_body(task.job_id, task.task_id, self.worker.worker_id, result)
         try:  # what the orchestrator would refuse (400) is reported as the handler's failure instead
             json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -394,7 +398,7 @@ class WorkerRuntime:
         failures = 0
         while True:
             try:
-                answer = await self.client.send_result(body)
+                await self.client.send_result(body)
             except StaleResult:
                 logger.warning("result of task %s refused as stale (409): the lease moved on; dropped", task.task_id)
                 return
@@ -408,7 +412,19 @@ class WorkerRuntime:
                 logger.warning("sending the result of task %s failed (%s); retrying", task.task_id, exc)
                 await asyncio.sleep(self.retry_delay(exc, failures))
                 continue
-            logger.info("task %s: %s result accepted (%s)", task.task_id, result.status, answer.get("status"))
+            error = result.error or {}
+            detail = f" [{error.get('code') or 'no code'}: {error.get('message', '')}]" if error else ""
+            took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
+            logger.info(
+                "task %s (%s) of job %s, attempt %d: %s%s%s",
+                task.task_id,
+                task.type,
+                task.job_id,
+                task.attempt,
+                result.status,
+                took,
+                detail,
+            )
             return
 
     # --- helpers -------------------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
@@ -100,6 +103,8 @@ class Worker:
         if shutdown_grace_period < 0:
             raise WorkerError(f"shutdown_grace_period must be >= 0, got {shutdown_grace_period!r}")
         self.worker_id = worker_id
+        # Tells the orchestrator apart two processes started with the same worker_id (it logs a warning).
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.urls = OrchestratorUrls(orchestrator_urls)
         self._token = _checked_token(token)
         self.resources: dict[str, Any] = dict(resources or {})
@@ -163,6 +168,7 @@ class Worker:
             "installed_models": list(self.installed_models),
             "hot_cache": list(self.hot_cache),
             "capabilities": dict(self.capabilities),
+            "instance_id": self.instance_id,
         }
         if self.cost_per_second is not None:
             body["cost_per_second"] = self.cost_per_second

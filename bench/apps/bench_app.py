@@ -33,6 +33,7 @@ EXPERIMENTS = frozenset(x.strip() for x in os.environ.get("BENCH_EXPERIMENTS", "
 KNOWN_EXPERIMENTS = {
     "no-rate-limit": "RATE_LIMITING_ENABLED off (no rate-limit counting at all)",
     "events": "Celery task events on (worker -E and the API's task-sent events), as when Flower is deployed",
+    "no-metrics": "orchestration metrics not written to Redis (measures their cost)",
 }
 
 
@@ -44,6 +45,10 @@ def _apply_experiments() -> None:
         config.RATE_LIMITING_ENABLED = False
     if "events" in EXPERIMENTS:
         config.CELERY_TASK_EVENTS = True
+    if "no-metrics" in EXPERIMENTS:
+        from avtomatika.metrics import OrchestrationMetrics
+
+        OrchestrationMetrics._add = lambda self, amounts: None  # type: ignore[method-assign]
 
 
 _apply_experiments()

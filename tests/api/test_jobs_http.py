@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.apps import suite_app
+from tests.services import wait_until
 
 
 def test_linear_blueprint_finishes(orchestrator):
@@ -37,11 +40,27 @@ def test_data_store_blueprint(orchestrator):
     assert view["state_history"] == {"total": 9, "receipt": "total=9"}
 
 
-def test_handler_error_is_retried_then_quarantined(orchestrator):
-    view = orchestrator.wait(orchestrator.create("/api/v1/jobs/flaky", {}))
+def test_handler_error_is_retried_then_quarantined(orchestrator, caplog):
+    caplog.set_level(logging.WARNING, logger="avtomatika.core")
+    job_id = orchestrator.create("/api/v1/jobs/flaky", {})
+    view = orchestrator.wait(job_id)
     assert view["status"] == "quarantined", view
     assert view["retry_count"] == 4  # the first run plus JOB_MAX_RETRIES (3) retries
-    assert "ValueError: the database is on fire" in view["error_message"]
+    message = view["error_message"]
+    assert message == "state 'start': handler raised ValueError: the database is on fire (quarantined after 3 retries)"
+    assert "server log" in view["traceback_hint"] and "avtomatika.core" in view["traceback_hint"]
+    assert "Traceback" not in str(view)
+
+    def logged() -> str:
+        return orchestrator.step_log() if orchestrator.step_log else caplog.text
+
+    wait_until(lambda: f"job {job_id} quarantined" in logged(), 10, what="the quarantine log line")
+    log = logged()
+    for attempt in (1, 2, 3):
+        assert f"job {job_id}: the handler of state 'start' failed (attempt {attempt} of 4)" in log
+    assert f"job {job_id} quarantined at state 'start' after 4 attempts; last traceback:" in log
+    assert log.count(f"job {job_id} quarantined") == 1  # with the traceback, once
+    assert 'raise ValueError("the database is on fire")' in log
 
 
 def test_handler_without_action_fails_job(orchestrator):

@@ -396,3 +396,18 @@ def test_deliveries_are_counted_per_step_and_expire(storage):
     time.sleep(1.1)
     storage.purge_expired(time.time())
     assert storage.count_delivery("job-a", 3, 30) == 1
+
+
+def test_set_reputations_touches_live_workers_only_and_keeps_their_ttl(storage: StorageBackend) -> None:
+    now = time.time()
+    storage.save_worker({"worker_id": "rep-live", "supported_tasks": ["t"], "reputation": 1.0}, 60, now)
+    storage.save_worker({"worker_id": "rep-gone", "supported_tasks": ["t"]}, 0.5, now)
+    time.sleep(1.3)  # the second record expires (Redis TTLs are whole seconds)
+    storage.set_reputations({"rep-live": 0.25, "rep-gone": 0.5, "rep-never": 0.75})
+    live, gone, never = storage.get_workers(["rep-live", "rep-gone", "rep-never"])
+    assert live is not None and live["reputation"] == 0.25 and live["supported_tasks"] == ["t"]
+    assert gone is None and never is None  # not brought back, not created
+    record, _ = storage.heartbeat_worker("rep-live", 60, time.time(), {"status": "busy"})
+    assert record is not None and record["reputation"] == 0.25  # a heartbeat keeps it
+    storage.save_worker({**record, "status": "idle"}, 60, time.time())  # re-registration keeps what it is given
+    assert storage.get_workers(["rep-live"])[0]["reputation"] == 0.25

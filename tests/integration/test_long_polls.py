@@ -54,7 +54,10 @@ def test_200_concurrent_long_polls_in_one_api_process(redis_url):
                     "200 polls held at once",
                 )
                 # A client of its own: one pool scanning 200 busy connections per request is slow (httpcore).
-                async with httpx.AsyncClient(base_url=base, timeout=60) as creator:
+                # One connection per create: a reused keep-alive connection can meet gunicorn closing it
+                # after its 2 s keep-alive when a loaded machine is slow to send the next request.
+                own = httpx.Limits(max_connections=POLLS, max_keepalive_connections=0)
+                async with httpx.AsyncClient(base_url=base, timeout=60, limits=own) as creator:
                     jobs = await asyncio.gather(
                         *(
                             creator.post(

@@ -70,7 +70,14 @@ def test_demo_command_exits_zero():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo complete" in result.stdout
-    assert result.stdout.count('"status": "finished"') == 6
     assert "waiting_for_worker at transcode" in result.stdout  # progress lines show intermediate states
     assert "HTTP worker demo-transcoder serves transcode_video" in result.stdout
-    assert '"output_path": "/videos/holiday.mp4"' in result.stdout  # the SDK worker's result
+    lines = result.stdout.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("JOB "))) :]
+    assert table[0].split() == ["JOB", "BLUEPRINT", "STATUS", "STATE", "RESULT"]
+    rows = table[1:7]
+    assert [row.split()[2] for row in rows] == ["finished"] * 6
+    assert 'output_path="/videos/holiday.mp4"' in rows[0]  # the SDK worker's result
+    assert lines[-1] == "next: docs/quickstart.md"
+    assert "{" not in result.stdout.split("JOB ", 1)[1]  # no JSON dump without --json
+    assert len(lines) < 30

@@ -500,3 +500,99 @@ def test_data_stores_are_a_namespace():
     store = object()
     bp = StateMachineBlueprint("stores", data_stores={"prices": store})
     assert bp.data_stores.prices is store
+
+
+# -- checks a newcomer needs (issue 11) ------------------------------------------------------------------
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "avtomatika.blueprint"]
+
+
+def test_a_state_only_conditional_handlers_serve_is_rejected(engine):
+    bp = StateMachineBlueprint("typo")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.transition_to("check")
+
+    @bp.handler_for("check").when("context.initial_data.kind == 'video'")
+    def video(actions):
+        actions.transition_to("finished")
+
+    @bp.handler_for("chek")  # the default handler, with a typo in its state name
+    def default(actions):
+        actions.transition_to("finished")
+
+    with pytest.raises(BlueprintError) as info:
+        engine.register_blueprint(bp)
+    message = str(info.value)
+    assert message.startswith("blueprint 'typo': state 'check' has only conditional handlers")
+    assert "context.initial_data.kind == 'video'" in message and "no default" in message
+    assert "typo" not in engine.blueprints
+
+
+def test_unreachable_states_are_logged_at_registration(engine, caplog):
+    bp = linear("island")
+
+    @bp.handler_for("orphan")
+    def orphan(actions):
+        actions.transition_to("done")
+
+    with caplog.at_level(logging.WARNING, logger="avtomatika.blueprint"):
+        engine.register_blueprint(bp)
+    assert "island" in engine.blueprints
+    assert _warnings(caplog) == [
+        "blueprint 'island': state 'orphan' is not reachable from the start state 'start' by any transition "
+        "visible in the handlers (a typo in a state name?)"
+    ]
+
+
+def test_computed_targets_silence_the_unreachable_warning(engine, caplog):
+    bp = StateMachineBlueprint("computed")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions, initial_data):
+        actions.transition_to(initial_data["next"])
+
+    @bp.handler_for("a", is_end=True)
+    def a(state_history):
+        state_history["a"] = 1
+
+    with caplog.at_level(logging.WARNING, logger="avtomatika.blueprint"):
+        engine.register_blueprint(bp)
+    assert _warnings(caplog) == []
+
+
+def test_dispatch_task_without_success_is_logged_at_registration(engine, caplog):
+    bp = StateMachineBlueprint("nosuccess")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.dispatch_task("resize", {}, transitions={"failure": "failed", "done": "finished"})
+
+    @bp.handler_for("other")
+    def other(actions):
+        actions.dispatch_task("resize", {}, {"success": "finished"})
+
+    bp.handler_for("start").when("context.initial_data.x == 1")(other)
+    with caplog.at_level(logging.WARNING, logger="avtomatika.blueprint"):
+        engine.register_blueprint(bp)
+    warnings = [w for w in _warnings(caplog) if "dispatch_task" in w]
+    assert len(warnings) == 1
+    line = start.__code__.co_firstlineno + 2
+    assert warnings[0] == (
+        f"blueprint 'nosuccess': state 'start': dispatch_task at {__file__}:{line} has no 'success' in "
+        "transitions, so a successful result fails the job"
+    )
+
+
+def test_bundled_blueprints_register_without_warnings(caplog):
+    import importlib
+
+    with caplog.at_level(logging.WARNING, logger="avtomatika.blueprint"):
+        for module in ("tests.apps.suite_app", "avtomatika.demo"):
+            built = importlib.import_module(module)
+            if hasattr(built, "build_engine"):
+                built.build_engine()
+    assert _warnings(caplog) == []

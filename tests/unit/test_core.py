@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -11,29 +12,31 @@ from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.context import ClientConfig
 from avtomatika.core import InlineScheduler
-from avtomatika.hooks import Hooks
+from avtomatika.job import job_view
+from avtomatika.ops import JobChanges
 from avtomatika.results import TaskEvents
 from avtomatika.storage import MemoryStorage
+from avtomatika.stream import JOB_ENDS, JobEvent
 
 CLIENT = ClientConfig("c1", plan="pro", params={"tier": "gold"})
 FAR_FUTURE = time.time() + 10 * 365 * 24 * 3600
 
 
-class Recorder(Hooks):
+class Recorder:
+    """Subscribes to the event stream; keeps the events the old hook tests looked at, plus every event."""
+
+    NAMES = {"job_created": "job_created", "state_finished": "state_finished", "state_failed": "step_failed"}
+
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.all: list[JobEvent] = []
 
-    def job_created(self, job):
-        self.events.append(("job_created", job["id"]))
-
-    def state_finished(self, job, state, duration):
-        self.events.append(("state_finished", state))
-
-    def step_failed(self, job, state, error, traceback):
-        self.events.append(("step_failed", state))
-
-    def job_ended(self, job):
-        self.events.append(("job_ended", job["status"]))
+    def handle(self, event):
+        self.all.append(event)
+        if event.kind in self.NAMES:
+            self.events.append((self.NAMES[event.kind], event.job_id if event.kind == "job_created" else event.state))
+        elif event.kind in JOB_ENDS.values():
+            self.events.append(("job_ended", event.status))
 
 
 class Harness:
@@ -46,7 +49,7 @@ class Harness:
         for bp in blueprints:
             self.engine.register_blueprint(bp)
         self.hooks = Recorder()
-        self.engine.hooks.add(self.hooks)
+        self.engine.stream.subscribe(self.hooks)
         self.sched = InlineScheduler()
         self.core = self.engine.build_core(self.sched)
 
@@ -637,3 +640,90 @@ def test_the_sweep_marks_its_resend_of_a_stalled_step():
     assert service.events.sweep_due_jobs(time.time() + 10) == 1
     assert scheduler.flags == [True] and scheduler.pending[0][0] == job_id
     assert h.job(job_id)["status"] == "pending"  # sending counts nothing
+
+
+def test_a_state_no_handler_serves_fails_at_once_with_one_clear_message(caplog):
+    bp = StateMachineBlueprint("late")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.transition_to("check")
+
+    @bp.handler_for("check")
+    def check(actions):
+        actions.transition_to("finished")
+
+    h = Harness(bp)
+    # The blueprint changes after registration (a deploy): `check` is now served by a condition only.
+    bp.states["check"].default = None
+    bp.handler_for("check").when("context.initial_data.kind == 'video'")(check)
+    with caplog.at_level(logging.WARNING, logger="avtomatika.core"):
+        job = h.run("late", {"kind": "audio"})
+    assert job["status"] == "failed"
+    assert job["retry_count"] == 0
+    assert job["error_message"] == (
+        "state 'check': no condition matched (context.initial_data.kind == 'video') and there is no default handler"
+    )
+    assert h.sched.pending == []
+    assert f"job {job['id']} failed (no handler can run, so no retry): state 'check'" in caplog.text
+    assert [e for e in h.hooks.events if e[0] in ("step_failed", "job_ended")] == [
+        ("step_failed", "check"),
+        ("job_ended", "failed"),
+    ]
+
+
+def test_a_job_at_a_state_the_blueprint_lost_fails_at_once():
+    calls: list[int] = []
+    bp = flaky_blueprint(calls, fail_times=0)
+    h = Harness(bp)
+    job_id = h.create("flaky")
+    stored = h.job(job_id)
+    stored["current_state"] = "removed"
+    assert h.storage.commit_job_changes(stored, stored["seq"], JobChanges()) == "ok"
+    h.sched.pending[:] = [(job_id, stored["seq"], 0.0)]
+    h.sched.drain(h.core.run_step)
+    job = h.job(job_id)
+    assert job["status"] == "failed" and job["retry_count"] == 0 and calls == []
+    assert job["error_message"] == "blueprint 'flaky' has no state 'removed'"
+
+
+def test_handler_failures_are_logged_with_job_state_and_attempt(caplog):
+    calls: list[int] = []
+    h = Harness(flaky_blueprint(calls, fail_times=100))
+    with caplog.at_level(logging.WARNING, logger="avtomatika.core"):
+        job = h.run("flaky")
+    assert job["status"] == "quarantined"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    for attempt, line in enumerate(warnings, 1):
+        assert line.startswith(f"job {job['id']}: the handler of state 'start' failed (attempt {attempt} of 4)")
+        assert line.endswith(f"state 'start': handler raised ValueError: the database is on fire ({attempt})")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"job {job['id']} quarantined at state 'start' after 4 attempts; last traceback:")
+    assert "ValueError: the database is on fire (4)" in errors[0]
+    view = job_view(job)
+    assert "avtomatika.core" in view["traceback_hint"] and "Traceback" not in view["error_message"]
+
+
+def test_a_handler_error_message_names_its_state_once():
+    bp = StateMachineBlueprint("strategy")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.dispatch_task("t", {}, {"success": "finished"}, dispatch_strategy="bogus")
+
+    job = Harness(bp, JOB_MAX_RETRIES=0).run("strategy")
+    assert job["error_message"].count("state 'start'") == 1, job["error_message"]
+
+
+def test_entering_failed_always_says_why():
+    bp = StateMachineBlueprint("giveup")
+
+    @bp.handler_for("start", is_start=True)
+    def start(actions):
+        actions.transition_to("failed")
+
+    job = Harness(bp).run("giveup")
+    assert job["status"] == "failed"
+    assert job["error_message"] == "state 'start': transition_to('failed'); the job entered state 'failed'"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 import pytest
@@ -20,7 +22,10 @@ def test_registration_body_follows_the_protocol() -> None:
         "cost_per_second": 0.002,
         "hot_cache": ["resize"],
         "capabilities": {"formats": ["png", "jpeg"]},
+        "instance_id": example.instance_id,
     }
+    host, pid, _ = example.instance_id.split(":")
+    assert host == socket.gethostname() and pid == str(os.getpid())
 
 
 def test_minimal_registration_body_omits_the_cost() -> None:

@@ -56,6 +56,7 @@ def test_failure_without_code_takes_failure_transition(orchestrator, worker):
     assert answer.json() == {"status": "result_accepted_failure"}
     view = orchestrator.wait(job_id)
     assert view["status"] == "failed"  # handle_failure moves to the reserved 'failed' state
+    assert view["error_message"] == "state 'handle_failure': transition_to('failed'); the job entered state 'failed'"
     assert view["state_history"]["handled"] is True
     assert view["state_history"]["partial"] == 1
     assert view["state_history"]["error"] == {"message": "bad frame"}

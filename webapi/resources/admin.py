@@ -47,5 +47,6 @@ class DashboardView(MethodView):
     @blp.response(200, Dashboard)
     @blp.errors(401, 429)
     def get(self) -> Any:
-        """Live workers and tasks waiting for a worker (in total and by task type), in the original's shape."""
+        """Jobs by status, tasks waiting for a worker (in total and by task type), live workers (in total, by
+        status, by task type) and, with history enabled, the history backlog; in the original's shape."""
         return service().dashboard()

@@ -14,7 +14,7 @@ from ..auth import current_client
 from ..caps import open_requests
 from ..current import config, service
 from ..errors import bad_request
-from ..schemas import Accepted, CreateJob, JobListQuery, JobQuery, JobView, StatusAnswer
+from ..schemas import Accepted, CreateJob, HistoryEvent, JobListQuery, JobQuery, JobView, StatusAnswer
 from ..smorest import Blueprint
 
 blp = Blueprint("jobs", __name__, description="Jobs of the calling client (X-Avtomatika-Token)")
@@ -43,7 +43,15 @@ def create_job_for(blueprint: StateMachineBlueprint, body: dict[str, Any]) -> An
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         bad_request(f"Idempotency-Key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
     initial_data = body.pop("initial_data")
-    job_id = service().create_job(blueprint.name, initial_data, current_client().public(), idempotency_key=key, **body)
+    client = current_client()
+    job_id = service().create_job(
+        blueprint.name,
+        initial_data,
+        client.public(),
+        idempotency_key=key,
+        monthly_attempts=client.monthly_attempts,
+        **body,
+    )
     return {"status": "accepted", "job_id": job_id}
 
 
@@ -92,6 +100,19 @@ class Job(MethodView):
             return service().job_view(job_id, client, query["wait"])
 
 
+@blp.route("/jobs/<job_id:job_id>/history")
+class JobHistory(MethodView):
+    @blp.response(200, HistoryEvent(many=True))
+    @blp.errors(401, 404, 429, 501, 503)
+    def get(self, job_id: str) -> Any:
+        """The job's events in order (owner or admin): creation, each state started/finished/failed, tasks
+        dispatched/started/finished/retried/timed out, branches, approvals, child jobs and the end.
+
+        501 when history is not enabled; 503 while the history database does not answer.
+        """
+        return service().job_history(job_id, current_client())
+
+
 @blp.route("/jobs")
 class JobList(MethodView):
     @blp.arguments(JobListQuery, location="query")
@@ -99,7 +120,10 @@ class JobList(MethodView):
     @blp.errors(400, 401, 429)
     def get(self, query: dict[str, Any]) -> Any:
         """Jobs of the caller (admins: every job), most recently changed first; `?status=quarantined` lists
-        the jobs waiting for an operator. Filters: `status`, `blueprint`; paging: `limit` (≤ 1000), `offset`."""
+        the jobs waiting for an operator. Filters: `status`, `blueprint`; paging: `limit` (≤ 1000), `offset`.
+
+        With history enabled the list comes from the history database (each job's id, blueprint, status,
+        state, error and timestamps); otherwise from the live job records."""
         return service().list_jobs(current_client(), **query)
 
 

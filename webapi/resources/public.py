@@ -5,9 +5,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
 from ..current import service
+from ..metrics import metrics_response
 from ..schemas import Health
 from ..smorest import Blueprint
 
@@ -30,3 +32,14 @@ class Status(MethodView):
         }
         status = HTTPStatus.OK if storage_ok else HTTPStatus.SERVICE_UNAVAILABLE
         return {"status": "ok" if storage_ok else "degraded", "checks": checks}, status
+
+
+@blp.route("/metrics")
+class Metrics(MethodView):
+    @blp.doc(
+        security=[],
+        responses={"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {}}}}},
+    )
+    def get(self) -> Any:
+        """Prometheus metrics: HTTP requests of every API process, jobs, steps, tasks, queues and workers."""
+        return metrics_response(current_app)
