@@ -10,9 +10,8 @@ import time
 
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
-from avtomatika.hooks import Hooks
-from avtomatika.job import Job
 from avtomatika.storage import MemoryStorage
+from avtomatika.stream import JOB_ENDS, STATE_FINISHED, Event
 from blueprints.approval import moderation, strict
 from blueprints.children import build, release, test_suite
 from blueprints.conditional import conditional
@@ -312,11 +311,11 @@ ALL = (
 )
 
 
-class CommitProbe(Hooks):
-    """Test-only hook (enabled by env vars in worker processes): logs every committed state and job end to
-    `AVTOMATIKA_TEST_COMMIT_LOG`, one line per event from any process, so crash tests count what was applied;
-    with `AVTOMATIKA_TEST_HANG_AFTER=<state>` it blocks after that state's commit (before the Celery ack) so a
-    test can kill -9 the worker there."""
+class CommitProbe:
+    """Test-only event-stream subscriber (enabled by env vars in worker processes): logs every committed state
+    and job end to `AVTOMATIKA_TEST_COMMIT_LOG`, one line per event from any process, so crash tests count
+    what was applied; with `AVTOMATIKA_TEST_HANG_AFTER=<state>` it blocks after that state's commit (before
+    the Celery ack) so a test can kill -9 the worker there."""
 
     def __init__(self, log: str, hang_after: str) -> None:
         self.log = log
@@ -326,14 +325,15 @@ class CommitProbe(Hooks):
         with open(self.log, "a") as handle:
             handle.write(line + "\n")
 
-    def state_finished(self, job: Job, state: str, duration: float) -> None:
-        self._write(f"{job['id']} state {state} {os.getpid()}")
-        if state == self.hang_after:
-            self._write(f"{job['id']} hung {state} {os.getpid()}")
-            time.sleep(3600)
-
-    def job_ended(self, job: Job) -> None:
-        self._write(f"{job['id']} ended {job['status']} {os.getpid()}")
+    def handle(self, event: Event) -> None:
+        job_id = getattr(event, "job_id", None)
+        if event.kind == STATE_FINISHED:
+            self._write(f"{job_id} state {event.state} {os.getpid()}")
+            if event.state == self.hang_after:
+                self._write(f"{job_id} hung {event.state} {os.getpid()}")
+                time.sleep(3600)
+        elif event.kind in JOB_ENDS.values():
+            self._write(f"{job_id} ended {event.status} {os.getpid()}")  # type: ignore[union-attr]
 
 
 def build_engine(storage=None, config=None) -> OrchestratorEngine:
@@ -350,8 +350,9 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
     built.task_type("sleepy")(sleepy)
     built.task_type("edgy")(edgy)
     if os.environ.get("AVTOMATIKA_TEST_COMMIT_LOG"):
-        built.hooks.add(
-            CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", ""))
+        built.stream.subscribe(
+            CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", "")),
+            kinds=[STATE_FINISHED, *JOB_ENDS.values()],
         )
     return built
 
