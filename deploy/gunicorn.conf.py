@@ -33,6 +33,9 @@ limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
+# gunicorn >= 25 opens a control socket at one fixed path (~/.gunicorn/gunicorn.ctl) that every instance on the
+# host shares; nothing here uses it, and two API instances would take it from each other.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 _multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")

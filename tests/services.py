@@ -178,6 +178,7 @@ def start_api(
         f"127.0.0.1:{port}",
         "--graceful-timeout",
         "2",
+        "--no-control-socket",  # tests run many gunicorns at once; the default socket path is shared
         "webapi.wsgi:app",
     ]
     proc = Process(args, env, "api")
