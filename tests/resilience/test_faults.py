@@ -132,7 +132,7 @@ class Roles:
 
     def start_api(self) -> Process:
         args = [str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{self.port}",
-                "--graceful-timeout", "2", "webapi.wsgi:app"]  # fmt: skip
+                "--graceful-timeout", "2", "--no-control-socket", "webapi.wsgi:app"]  # fmt: skip
         proc = Process(args, self.env, "api")
         wait_for_status(proc, self.base)
         return proc
