@@ -155,7 +155,7 @@ def test_an_outcome_leading_to_an_unknown_state_fails_the_job(orchestrator, work
     job_id, task = _outcome_job(orchestrator, worker, {"success": "nowhere"})
     assert worker.result(task, status="success").json() == {"status": "result_accepted_success"}
     view = orchestrator.wait(job_id)
-    assert view["status"] == "failed" and "task outcome leads to unknown state 'nowhere'" in view["error_message"]
+    assert view["status"] == "failed" and "leads to unknown state 'nowhere'" in view["error_message"]
 
 
 def test_unknown_status_fails_the_job_naming_it(orchestrator, worker):
