@@ -1,4 +1,5 @@
-"""Fuzzing the HTTP API, both modes: never a 5xx, every error is the JSON shape.
+"""Fuzzing the HTTP API, both modes: never a 5xx (but the documented 501 of a feature that is not enabled),
+every error is the JSON shape.
 
 - Schemathesis generates requests for every operation of the generated OpenAPI document
   (`/_public/openapi.json`), valid and invalid (positive and negative generation), each sent with a valid, a
@@ -47,7 +48,8 @@ FUZZ = settings(
 
 
 def _json_error(answer: Any, where: str) -> None:
-    assert answer.status_code < 500, (where, answer.status_code, answer.text[:300])
+    # 501 is the documented answer of a feature this deployment has not enabled (history, SVG without `dot`)
+    assert answer.status_code < 500 or answer.status_code == 501, (where, answer.status_code, answer.text[:300])
     if answer.status_code >= 400:
         body = answer.json()
         assert set(body) == {"error", "details"} and isinstance(body["error"], str), (where, answer.text[:300])
