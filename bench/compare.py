@@ -1,0 +1,199 @@
+"""The original 1.0b4 and this project side by side, in one run, back to back; prints the ratios.
+
+    .venv/bin/python -m bench.compare                     # every scenario (~6 min; builds the original's venv once)
+    .venv/bin/python -m bench.compare --scenarios s1-memory -n 1000
+
+Scenarios (each pair runs in fresh processes, the original first, then ours):
+  s1-memory        S1 (5-state linear, K in flight) through `engine.run()` on MemoryStorage
+  s1-seed-redis    S1 through `engine.run()` with Redis
+  s1-production    S1 on this project's production topology (gunicorn gevent API + Celery worker + redis-server)
+                   against the original's `engine.run()` with Redis (1.0b4 has no other topology)
+  s2-seed-redis    S2: one HTTP-worker task per job, 8 workers that behave like the original SDK's (its
+                   registration fields, long-poll `tasks/next` with the server's default timeout, a result per
+                   task, a heartbeat every 20 s), through `engine.run()` with Redis
+  s2-production    S2 on the production topology against the original's `engine.run()` with Redis
+The original's figures of `s1-seed-redis` / `s2-seed-redis` are reused for the production rows when both run.
+
+Jobs are followed with the raw driver client: this project's jobs with `GET /api/v1/jobs/{id}?wait=30` (one GET
+per job), the original's by polling (1.0b4 has no wait; S1 first GET after 30 ms then every 20 ms, S2 150/50 ms).
+CPU per job counts the system under test (every process of the topology, redis-server included), not the driver
+or the HTTP workers. A JSON summary goes to bench/results/compare-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from bench.driver import RESULTS, JobsRun, Topology, redis_topology, run_jobs, write_result
+from bench.original import original_ended, original_python, original_topology, seed_topology
+from bench.procs import BIN, Service, service_env, wait_until
+
+S1_PATH = "/api/v1/jobs/linear"
+S2_PATH = "/api/v1/jobs/bench_echo"
+WORKER_APP = "bench.apps.worker_app"
+SCENARIOS = ("s1-memory", "s1-seed-redis", "s1-production", "s2-seed-redis", "s2-production")
+NOT_SUT = ("driver", "http_workers", "total", "machine")
+
+
+def start_sdk_workers(topology: Topology, logdir: Path, count: int, label: str) -> Service:
+    """`count` HTTP workers behaving like the original SDK's, in their own process; registered when this returns."""
+    args = [str(BIN / "python"), "-m", "bench.http_workers", "--base", topology.base, "--count", str(count),
+            "--sdk", "--stats", str(logdir / f"{label}-http-workers.json"), "--time-limit", "900"]  # fmt: skip
+    service = Service(f"http_workers-{label}", args, service_env(), logdir)
+
+    def ready() -> bool:
+        service.check()
+        return "ready " in service.output()
+
+    wait_until(ready, 60, "HTTP workers")
+    return service
+
+
+def redis_calls(url: str) -> int:
+    """Commands Redis has run since it started (INFO commandstats; commands inside Lua scripts included)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(int(v["calls"]) for v in client.info("commandstats").values())
+    finally:
+        client.close()
+
+
+def measure(
+    label: str, topology_cm: AbstractContextManager[Topology], run: JobsRun, logdir: Path, workers: int = 0
+) -> dict[str, Any]:
+    """One measured phase on a fresh topology; with `workers`, SDK-like HTTP workers serve the tasks."""
+    with topology_cm as topology:
+        if workers:
+            service = start_sdk_workers(topology, logdir, workers, label)
+            topology.services.append(service)
+            topology.roles["http_workers"] = service.pid
+        calls = redis_calls(topology.redis_url) if topology.redis_url else 0
+        result = run_jobs(topology, run)
+        if topology.redis_url:
+            jobs = run.warmup + result["completed"]
+            result["redis_calls_per_job"] = round((redis_calls(topology.redis_url) - calls) / max(jobs, 1), 1)
+    result["label"] = label
+    result["sut_ms_per_job"] = round(
+        sum(v["ms_per_unit"] for role, v in result["cpu"].items() if role not in NOT_SUT), 3
+    )
+    print(f"{label}: {result['per_s']} jobs/s, p50/p99 {result['latency_ms']['p50']}/{result['latency_ms']['p99']} ms,"
+          f" {result['sut_ms_per_job']} ms CPU/job, errors {result['errors']} -> {write_result(result).name}",
+          flush=True)  # fmt: skip
+    return result
+
+
+def format_comparison(rows: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
+    """One line per scenario: the original's figures, ours, and the ratios (>1: ours is better)."""
+    head = ["scenario", "original jobs/s", "ours jobs/s", "ratio", "original CPU ms/job", "ours CPU ms/job",
+            "CPU ratio", "original p50/p99 ms", "ours p50/p99 ms", "Redis cmds/job orig/ours",
+            "other cores"]  # fmt: skip
+    table = [head]
+    for name, orig, ours in rows:
+        ratio = ours["per_s"] / orig["per_s"] if orig["per_s"] else float("inf")
+        cpu_ratio = orig["sut_ms_per_job"] / ours["sut_ms_per_job"] if ours["sut_ms_per_job"] else float("inf")
+        calls = f"{orig.get('redis_calls_per_job', '-')} / {ours.get('redis_calls_per_job', '-')}"
+        other = f"{orig['cpu']['machine']['other_cores']:.2f} / {ours['cpu']['machine']['other_cores']:.2f}"
+        table.append([
+            name, f"{orig['per_s']:.0f}", f"{ours['per_s']:.0f}", f"{ratio:.2f}x", f"{orig['sut_ms_per_job']:.2f}",
+            f"{ours['sut_ms_per_job']:.2f}", f"{cpu_ratio:.2f}x",
+            f"{orig['latency_ms']['p50']:.0f} / {orig['latency_ms']['p99']:.0f}",
+            f"{ours['latency_ms']['p50']:.0f} / {ours['latency_ms']['p99']:.0f}", calls, other,
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in table]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"subset of {','.join(SCENARIOS)}")
+    parser.add_argument("-n", type=int, default=3000, help="S1 jobs measured per side")
+    parser.add_argument("--n2", type=int, default=2000, help="S2 jobs measured per side")
+    parser.add_argument("-k", type=int, default=64, help="jobs in flight")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=8, help="S2: SDK-like HTTP workers")
+    parser.add_argument("--pool", default="threads", help="production topology: Celery pool")
+    parser.add_argument("--concurrency", type=int, default=4, help="production topology: Celery concurrency")
+    parser.add_argument("--time-limit", type=float, default=300, help="seconds each measured phase may take")
+    parser.add_argument("--quiet-wait", type=float, default=60, help="wait up to this long for an idle machine")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if set(chosen) - set(SCENARIOS):
+        parser.error(f"unknown scenarios {sorted(set(chosen) - set(SCENARIOS))}")
+    original_python()  # build the original's virtualenv before anything is timed
+
+    logdir = RESULTS / "logs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    logdir.mkdir(parents=True, exist_ok=True)
+
+    def jobs(scenario: str, path: str, n: int, original: bool) -> JobsRun:
+        s2 = scenario.startswith("s2")
+        return JobsRun(
+            scenario, path, n, args.k, args.warmup, poll_first=0.15 if s2 else 0.03,
+            poll_interval=0.05 if s2 else 0.02, wait=0.0 if original else 30.0, time_limit=args.time_limit,
+            quiet_wait=args.quiet_wait, client="raw", ended=original_ended if original else None,
+        )  # fmt: skip
+
+    def production(app: str) -> AbstractContextManager[Topology]:
+        return redis_topology(logdir, pool=args.pool, concurrency=args.concurrency, app=f"{app}:engine")
+
+    originals: dict[str, dict[str, Any]] = {}
+
+    def original(key: str, redis: bool, path: str, n: int, workers: int) -> dict[str, Any]:
+        if key not in originals:
+            scenario = key.split("-")[0]
+            originals[key] = measure(f"{key} original", original_topology(logdir, redis=redis),
+                                     jobs(scenario, path, n, True), logdir, workers)  # fmt: skip
+        return originals[key]
+
+    plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]] = {
+        "s1-memory": (
+            lambda: original("s1-memory", False, S1_PATH, args.n, 0),
+            lambda: measure("s1-memory ours", seed_topology(logdir, redis=False), jobs("s1", S1_PATH, args.n, False),
+                            logdir),
+        ),
+        "s1-seed-redis": (
+            lambda: original("s1-redis", True, S1_PATH, args.n, 0),
+            lambda: measure("s1-seed-redis ours", seed_topology(logdir, redis=True),
+                            jobs("s1", S1_PATH, args.n, False), logdir),
+        ),
+        "s1-production": (
+            lambda: original("s1-redis", True, S1_PATH, args.n, 0),
+            lambda: measure("s1-production ours", production("bench.apps.bench_app"),
+                            jobs("s1", S1_PATH, args.n, False), logdir),
+        ),
+        "s2-seed-redis": (
+            lambda: original("s2-redis", True, S2_PATH, args.n2, args.workers),
+            lambda: measure("s2-seed-redis ours", seed_topology(logdir, redis=True, app=WORKER_APP),
+                            jobs("s2", S2_PATH, args.n2, False), logdir, args.workers),
+        ),
+        "s2-production": (
+            lambda: original("s2-redis", True, S2_PATH, args.n2, args.workers),
+            lambda: measure("s2-production ours", production(WORKER_APP), jobs("s2", S2_PATH, args.n2, False),
+                            logdir, args.workers),
+        ),
+    }  # fmt: skip
+    rows = []
+    for name in chosen:
+        run_original, run_ours = plan[name]
+        rows.append((name, run_original(), run_ours()))
+
+    print()
+    print(format_comparison(rows))
+    summary = RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    summary.write_text(json.dumps([{"scenario": n, "original": o, "ours": u} for n, o, u in rows], indent=2) + "\n")
+    print(f"summary: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
