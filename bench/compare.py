@@ -12,10 +12,16 @@ Scenarios (each pair runs in fresh processes, the original first, then ours):
                    registration fields, long-poll `tasks/next` with the server's default timeout, a result per
                    task, a heartbeat every 20 s), through `engine.run()` with Redis
   s2-production    S2 on the production topology against the original's `engine.run()` with Redis
+  w3-size          Redis `used_memory_dataset` growth per job waiting for a worker (`--parked` jobs of the same
+                   blueprint on each side; 1.0b4's tasks wait in the queue of a registered worker that never polls)
 The original's figures of `s1-seed-redis` / `s2-seed-redis` are reused for the production rows when both run.
 
 Jobs are followed with the raw driver client: this project's jobs with `GET /api/v1/jobs/{id}?wait=30` (one GET
-per job), the original's by polling (1.0b4 has no wait; S1 first GET after 30 ms then every 20 ms, S2 150/50 ms).
+per job), the original's by polling, as 1.0b4 has no wait: in memory first GET after 30 ms then every 20 ms; on
+Redis after 300 ms then every 300 ms (`--original-poll`, `--original-poll-s2`). Polled faster, 1.0b4 on Redis
+collapses: each GET costs it a client-config read, a quota script (loaded again on every request) and the job
+read in the one process that also runs the steps, so 64 lanes polling every 20 ms left it 14 jobs/s at
+41 GETs per job (147 jobs/s at 300/300 ms, 1.2 GETs per job, same machine).
 CPU per job counts the system under test (every process of the topology, redis-server included), not the driver
 or the HTTP workers. A JSON summary goes to bench/results/compare-<timestamp>.json.
 """
@@ -38,7 +44,7 @@ from bench.procs import BIN, Service, service_env, wait_until
 S1_PATH = "/api/v1/jobs/linear"
 S2_PATH = "/api/v1/jobs/bench_echo"
 WORKER_APP = "bench.apps.worker_app"
-SCENARIOS = ("s1-memory", "s1-seed-redis", "s1-production", "s2-seed-redis", "s2-production")
+SCENARIOS = ("s1-memory", "s1-seed-redis", "s1-production", "s2-seed-redis", "s2-production", "w3-size")
 NOT_SUT = ("driver", "http_workers", "total", "machine")
 
 
@@ -91,6 +97,58 @@ def measure(
     return result
 
 
+def parked_size(topology: Topology, n: int, warmup: int, original: bool, time_limit: float) -> dict[str, Any]:
+    """Redis `used_memory_dataset` growth per job waiting for a worker: `n` `bench_parked` jobs after `warmup`.
+
+    1.0b4 dispatches only to a registered worker that supports the type, so for it one worker registers (with the
+    original SDK's fields) and never polls; its tasks wait in that worker's queue. Ours need no worker.
+    """
+    import asyncio
+
+    import redis
+
+    from bench.clients import RawLane
+    from bench.http_workers import sdk_registration
+    from bench.w1_workers import create_jobs
+
+    client = redis.Redis.from_url(topology.redis_url)
+    step_queue = "orchestrator:job_queue" if original else "avtomatika.steps"
+
+    async def register() -> None:
+        from bench.apps.bench_app import BENCH_WORKER_TOKEN
+
+        lane = RawLane(topology.base, {"X-Worker-Token": BENCH_WORKER_TOKEN})
+        status, _ = await lane.request("POST", "/_worker/workers/register",
+                                       sdk_registration("parking-worker", ["bench_parked"]))  # fmt: skip
+        await lane.close()
+        assert status == 200, status
+
+    def settle() -> int:
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + time_limit
+        while time.monotonic() < deadline:
+            used = int(client.info("memory")["used_memory_dataset"])
+            if used != last or client.llen(step_queue):
+                last, stable_since = used, time.monotonic()
+            elif time.monotonic() - stable_since > 2:
+                return used
+            time.sleep(0.2)
+        raise RuntimeError("Redis memory did not settle")
+
+    try:
+        if original:
+            asyncio.run(register())
+        asyncio.run(create_jobs(topology.base, "/api/v1/jobs/bench_parked", warmup, 16, time_limit))
+        before = settle()
+        created = asyncio.run(create_jobs(topology.base, "/api/v1/jobs/bench_parked", n, 32, time_limit))
+        after = settle()
+    finally:
+        client.close()
+    if created["created"] != n:
+        raise RuntimeError(f"parking failed: {created}")
+    return {"jobs": n, "bytes_per_job": round((after - before) / n), "creates_per_s": created["per_s"]}
+
+
 def format_comparison(rows: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
     """One line per scenario: the original's figures, ours, and the ratios (>1: ours is better)."""
     head = ["scenario", "original jobs/s", "ours jobs/s", "ratio", "original CPU ms/job", "ours CPU ms/job",
@@ -114,6 +172,11 @@ def format_comparison(rows: list[tuple[str, dict[str, Any], dict[str, Any]]]) ->
     return "\n".join(lines)
 
 
+def _pair(text: str) -> tuple[float, float]:
+    first, _, every = text.partition(",")
+    return float(first), float(every or first)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"subset of {','.join(SCENARIOS)}")
@@ -122,10 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=64, help="jobs in flight")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--workers", type=int, default=8, help="S2: SDK-like HTTP workers")
+    parser.add_argument("--parked", type=int, default=5000, help="W3: jobs parked per side")
     parser.add_argument("--pool", default="threads", help="production topology: Celery pool")
     parser.add_argument("--concurrency", type=int, default=4, help="production topology: Celery concurrency")
     parser.add_argument("--time-limit", type=float, default=300, help="seconds each measured phase may take")
     parser.add_argument("--quiet-wait", type=float, default=60, help="wait up to this long for an idle machine")
+    parser.add_argument(
+        "--original-poll",
+        type=_pair,
+        default=(0.3, 0.3),
+        help="S1 on Redis: the original's first GET after, then every (seconds)",
+    )
+    parser.add_argument(
+        "--original-poll-s2",
+        type=_pair,
+        default=(0.3, 0.3),
+        help="S2: the original's first GET after, then every (seconds)",
+    )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(chosen) - set(SCENARIOS):
@@ -135,12 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     logdir = RESULTS / "logs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     logdir.mkdir(parents=True, exist_ok=True)
 
-    def jobs(scenario: str, path: str, n: int, original: bool) -> JobsRun:
-        s2 = scenario.startswith("s2")
+    def jobs(scenario: str, path: str, n: int, original: bool, redis: bool = True) -> JobsRun:
+        first, interval = (
+            (0.03, 0.02) if not redis else args.original_poll_s2 if scenario == "s2" else args.original_poll
+        )
         return JobsRun(
-            scenario, path, n, args.k, args.warmup, poll_first=0.15 if s2 else 0.03,
-            poll_interval=0.05 if s2 else 0.02, wait=0.0 if original else 30.0, time_limit=args.time_limit,
-            quiet_wait=args.quiet_wait, client="raw", ended=original_ended if original else None,
+            scenario, path, n, args.k, args.warmup, poll_first=first, poll_interval=interval,
+            wait=0.0 if original else 30.0, time_limit=args.time_limit, quiet_wait=args.quiet_wait, client="raw",
+            ended=original_ended if original else None,
         )  # fmt: skip
 
     def production(app: str) -> AbstractContextManager[Topology]:
@@ -152,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if key not in originals:
             scenario = key.split("-")[0]
             originals[key] = measure(f"{key} original", original_topology(logdir, redis=redis),
-                                     jobs(scenario, path, n, True), logdir, workers)  # fmt: skip
+                                     jobs(scenario, path, n, True, redis), logdir, workers)  # fmt: skip
         return originals[key]
 
     plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]] = {
@@ -184,13 +262,29 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     rows = []
     for name in chosen:
+        if name == "w3-size":
+            continue
         run_original, run_ours = plan[name]
         rows.append((name, run_original(), run_ours()))
+    size: dict[str, Any] = {}
+    if "w3-size" in chosen:
+        with original_topology(logdir, redis=True) as topology:
+            size["original"] = parked_size(topology, args.parked, args.warmup, True, args.time_limit)
+        with seed_topology(logdir, redis=True, app=WORKER_APP) as topology:
+            size["ours"] = parked_size(topology, args.parked, args.warmup, False, args.time_limit)
 
-    print()
-    print(format_comparison(rows))
+    if rows:
+        print()
+        print(format_comparison(rows))
+    if size:
+        o, u = size["original"], size["ours"]
+        print(f"\nW3 Redis used_memory_dataset per job waiting for a worker ({o['jobs']} parked): original "
+              f"{o['bytes_per_job']} B, ours {u['bytes_per_job']} B (original / ours "
+              f"{o['bytes_per_job'] / u['bytes_per_job']:.2f}x);"
+              f" creating them: original {o['creates_per_s']} jobs/s, ours {u['creates_per_s']} jobs/s")  # fmt: skip
     summary = RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    summary.write_text(json.dumps([{"scenario": n, "original": o, "ours": u} for n, o, u in rows], indent=2) + "\n")
+    summary.write_text(json.dumps([{"scenario": n, "original": o, "ours": u} for n, o, u in rows]
+                                  + ([{"scenario": "w3-size", **size}] if size else []), indent=2) + "\n")  # fmt: skip
     print(f"summary: {summary}")
     return 0
 

@@ -16,7 +16,7 @@ Bugs of 1.0b4 worked around here, because they block the scenarios (see bench/RE
 - the client API answers 429 to a client without `monthly_attempts`: the bench client gets a quota of 10^9 from a
   `clients.toml` written at start;
 - `POST /_worker/tasks/result` answers 400 to every real request (the worker auth middleware reads the body of a
-  `request.clone()`, which consumes the shared stream): `BaseRequest.clone()` without arguments returns the request
+  `request.clone()`, which consumes the shared stream): `Request.clone()` without arguments returns the request
   itself here, so the body is read once and cached;
 - without OpenTelemetry installed every step fails (`executor.py` instantiates its no-op propagator, then calls
   the instance, and never defines `tracer`): the propagator is set back to its class and `tracer` to the no-op
@@ -45,14 +45,14 @@ from avtomatika.storage import MemoryStorage  # noqa: E402
 BENCH_TOKEN = os.environ.get("BENCH_CLIENT_TOKEN", "bench-client-token-0123456789abcdef")
 BENCH_WORKER_TOKEN = os.environ.get("BENCH_WORKER_TOKEN", "bench-worker-token-0123456789abcdef")
 
-_clone = web.BaseRequest.clone
+_clone = web.Request.clone
 
 
-def _clone_keeping_body(self: web.BaseRequest, **changes: Any) -> web.BaseRequest:
+def _clone_keeping_body(self: web.Request, **changes: Any) -> web.Request:
     return self if not changes else _clone(self, **changes)
 
 
-web.BaseRequest.clone = _clone_keeping_body  # type: ignore[method-assign]
+web.Request.clone = _clone_keeping_body  # type: ignore[method-assign]
 
 import avtomatika.executor as _executor  # noqa: E402
 
