@@ -1,8 +1,8 @@
 """Smoke run of the side-by-side benchmark (`python -m bench.compare`): every scenario, a few jobs each.
 
 Completion only: the original 1.0b4 (from PyPI, in `.bench-venvs/`) and this project each finish every job of
-every scenario, with no errors, and each parks 30 jobs for the memory figure. No speed is asserted; the figures of a real run are in bench/RESULTS.md.
-"""
+every scenario with no errors, and each parks 30 jobs for the memory figure. No speed is asserted; the figures
+of a real run are in bench/RESULTS.md."""
 
 from __future__ import annotations
 
