@@ -62,13 +62,13 @@ def start_sdk_workers(topology: Topology, logdir: Path, count: int, label: str) 
     return service
 
 
-def redis_calls(url: str) -> int:
-    """Commands Redis has run since it started (INFO commandstats; commands inside Lua scripts included)."""
+def redis_calls(url: str) -> dict[str, int]:
+    """Calls per command Redis has run since it started (INFO commandstats; commands inside Lua scripts count)."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        return sum(int(v["calls"]) for v in client.info("commandstats").values())
+        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in client.info("commandstats").items()}
     finally:
         client.close()
 
@@ -82,11 +82,14 @@ def measure(
             service = start_sdk_workers(topology, logdir, workers, label)
             topology.services.append(service)
             topology.roles["http_workers"] = service.pid
-        calls = redis_calls(topology.redis_url) if topology.redis_url else 0
+        calls = redis_calls(topology.redis_url) if topology.redis_url else {}
         result = run_jobs(topology, run)
         if topology.redis_url:
-            jobs = run.warmup + result["completed"]
-            result["redis_calls_per_job"] = round((redis_calls(topology.redis_url) - calls) / max(jobs, 1), 1)
+            jobs = max(run.warmup + result["completed"], 1)
+            after = redis_calls(topology.redis_url)
+            per_command = {c: round((n - calls.get(c, 0)) / jobs, 2) for c, n in after.items() if n > calls.get(c, 0)}
+            result["redis_commands_per_job"] = dict(sorted(per_command.items(), key=lambda kv: -kv[1]))
+            result["redis_calls_per_job"] = round(sum(per_command.values()), 1)
     result["label"] = label
     result["sut_ms_per_job"] = round(
         sum(v["ms_per_unit"] for role, v in result["cpu"].items() if role not in NOT_SUT), 3

@@ -124,14 +124,14 @@ def redis_topology(
 
 @contextmanager
 def embedded_topology(logdir: Path, experiments: str = "") -> Iterator[Topology]:
-    """One process: `engine.run()` of the bench app (MemoryStorage, in-memory Celery, werkzeug threads)."""
+    """One process: `engine.run()` of the bench app (MemoryStorage, the in-process step pool, cheroot)."""
     port = free_port()
     env = service_env(API_HOST="127.0.0.1", API_PORT=str(port), BENCH_EXPERIMENTS=experiments)
     service = Service("embedded", [sys.executable, "-m", "bench.apps.run_embedded"], env, logdir)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(service, base)
-        settings = {"api": "werkzeug threaded", "experiments": experiments}
+        settings = {"api": "cheroot", "experiments": experiments}
         yield Topology("embedded", base, {"embedded": service.pid}, settings, [service])
     finally:
         service.stop()
