@@ -6,7 +6,8 @@
 Scenarios (each pair runs in fresh processes, the original first, then ours):
   s1-memory        S1 (5-state linear, K in flight) through `engine.run()` on MemoryStorage
   s1-seed-redis    S1 through `engine.run()` with Redis
-  s1-production    S1 on this project's production topology (gunicorn gevent API + Celery worker + redis-server)
+  s1-production    S1 on this project's production topology (gunicorn gevent API, 2 workers as in
+                   deploy/gunicorn.conf.py; one Celery worker, threads -c 4; redis-server)
                    against the original's `engine.run()` with Redis (1.0b4 has no other topology)
   s2-seed-redis    S2: one HTTP-worker task per job, 8 workers that behave like the original SDK's (its
                    registration fields, long-poll `tasks/next` with the server's default timeout, a result per
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--workers", type=int, default=8, help="S2: SDK-like HTTP workers")
     parser.add_argument("--parked", type=int, default=5000, help="W3: jobs parked per side")
+    parser.add_argument("--api-workers", type=int, default=2,
+                        help="production topology: gunicorn gevent workers (deploy/gunicorn.conf.py: 2)")  # fmt: skip
     parser.add_argument("--pool", default="threads", help="production topology: Celery pool")
     parser.add_argument("--concurrency", type=int, default=4, help="production topology: Celery concurrency")
     parser.add_argument("--time-limit", type=float, default=300, help="seconds each measured phase may take")
@@ -225,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
 
     def production(app: str) -> AbstractContextManager[Topology]:
-        return redis_topology(logdir, pool=args.pool, concurrency=args.concurrency, app=f"{app}:engine")
+        return redis_topology(logdir, pool=args.pool, concurrency=args.concurrency, app=f"{app}:engine",
+                              api_workers=args.api_workers)  # fmt: skip
 
     originals: dict[str, dict[str, Any]] = {}
 
