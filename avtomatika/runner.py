@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from . import process_roles
 from .http_server import HttpServer
 from .registry import Registry
 from .security import check_production_tokens
@@ -86,6 +87,7 @@ class EmbeddedRunner:
         self.make_wsgi_app = wsgi_app
         self.port: int = 0
         self._server: Any = None
+        self._roles: process_roles.ProcessRoles | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
@@ -94,6 +96,8 @@ class EmbeddedRunner:
         engine = self.engine
         check_production_tokens(engine.config)
         app = self.make_wsgi_app()  # validates clients.toml/workers.toml before anything runs
+        if self._start_processes():
+            return
         self.steps.start()
         self._server = HttpServer(engine.config.API_HOST, engine.config.API_PORT, app)
         self.port = self._server.port
@@ -101,6 +105,29 @@ class EmbeddedRunner:
         self._spawn("avtomatika-sweep", self._sweep_loop)
         mode = "redis" if engine.redis_url else "embedded (in memory; nothing survives a restart)"
         logger.info("Avtomatika listening on http://%s:%s, storage: %s", engine.config.API_HOST, self.port, mode)
+
+    def _start_processes(self) -> bool:
+        """With Redis: the API and the step worker as child processes (`process_roles`), if they can be."""
+        app = process_roles.wanted(self.engine)
+        if app is None:
+            return False
+        roles = process_roles.ProcessRoles(self.engine, app)
+        try:
+            roles.start()
+        except Exception as exc:
+            logger.warning("could not start the roles as processes (%s); running them in this process", exc)
+            return False
+        self._roles = roles
+        self.port = roles.port
+        self._spawn("avtomatika-sweep", self._sweep_loop)
+        logger.info(
+            "Avtomatika listening on http://%s:%s, storage: redis; API (gunicorn gevent) and step worker (Celery) "
+            "run as child processes loading %s",
+            self.engine.config.API_HOST,
+            self.port,
+            app[0],
+        )
+        return True
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -123,10 +150,13 @@ class EmbeddedRunner:
     def stop(self) -> None:
         """Stop the HTTP server, the worker and the sweep; safe to call twice."""
         self._stopping.set()
+        if self._roles is not None:
+            self._roles.stop()
+            self._roles = None
         if self._server is not None:
             self._server.stop()
             self._server = None
-        self.steps.stop()
+        self.steps.stop()  # a no-op when it never started
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

@@ -32,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.driver import RESULTS, JobsRun, Topology, redis_topology, run_jobs, write_result
 from bench.original import original_ended, original_python, original_topology, seed_topology
@@ -111,21 +114,30 @@ def parked_size(topology: Topology, n: int, warmup: int, original: bool, time_li
 
     import redis
 
-    from bench.clients import RawLane
     from bench.http_workers import sdk_registration
     from bench.w1_workers import create_jobs
 
     client = redis.Redis.from_url(topology.redis_url)
     step_queue = "orchestrator:job_queue" if original else "avtomatika.steps"
 
-    async def register() -> None:
-        from bench.apps.bench_app import BENCH_WORKER_TOKEN
+    from bench.apps.bench_app import BENCH_WORKER_TOKEN
+    from bench.http_workers import HEARTBEAT_SECONDS, sdk_heartbeat
 
-        lane = RawLane(topology.base, {"X-Worker-Token": BENCH_WORKER_TOKEN})
-        status, _ = await lane.request("POST", "/_worker/workers/register",
-                                       sdk_registration("parking-worker", ["bench_parked"]))  # fmt: skip
-        await lane.close()
-        assert status == 200, status
+    headers = {"X-Worker-Token": BENCH_WORKER_TOKEN}
+    stop = threading.Event()
+
+    def parking_worker() -> None:
+        """Register a worker for `bench_parked` that never polls, with a heartbeat every 20 s as the SDK's: 1.0b4
+        forgets a worker after 120 s, and its dispatch then fails ("No available workers")."""
+        with httpx.Client(base_url=topology.base, headers=headers, timeout=30) as http:
+            answer = http.post("/_worker/workers/register", json=sdk_registration("parking-worker", ["bench_parked"]))
+            assert answer.status_code == 200, answer.text
+            registered.set()
+            while not stop.wait(HEARTBEAT_SECONDS):
+                http.patch("/_worker/workers/parking-worker", json=sdk_heartbeat(["bench_parked"]))
+
+    registered = threading.Event()
+    heartbeat = threading.Thread(target=parking_worker, daemon=True)
 
     def settle() -> int:
         last, stable_since = -1, time.monotonic()
@@ -141,12 +153,15 @@ def parked_size(topology: Topology, n: int, warmup: int, original: bool, time_li
 
     try:
         if original:
-            asyncio.run(register())
+            heartbeat.start()
+            if not registered.wait(30):
+                raise RuntimeError("the parking worker did not register")
         asyncio.run(create_jobs(topology.base, "/api/v1/jobs/bench_parked", warmup, 16, time_limit))
         before = settle()
         created = asyncio.run(create_jobs(topology.base, "/api/v1/jobs/bench_parked", n, 32, time_limit))
         after = settle()
     finally:
+        stop.set()
         client.close()
     if created["created"] != n:
         raise RuntimeError(f"parking failed: {created}")

@@ -13,7 +13,9 @@ import sys
 
 
 def main() -> int:
-    engine = importlib.import_module(os.environ.get("BENCH_APP", "bench.apps.bench_app")).engine
+    app = os.environ.get("BENCH_APP", "bench.apps.bench_app")
+    os.environ.setdefault("AVTOMATIKA_APP", f"{app}:engine")  # what the roles load when they are child processes
+    engine = importlib.import_module(app).engine
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
