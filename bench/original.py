@@ -54,13 +54,14 @@ def original_ended(view: dict[str, Any]) -> str | None:
 
 
 @contextmanager
-def original_topology(logdir: Path, *, redis: bool) -> Iterator[Topology]:
-    """1.0b4's `engine.run()` (aiohttp API, executor, watcher in one process) on memory or a fresh redis-server."""
+def original_topology(logdir: Path, *, redis: bool, env_extra: dict[str, str] | None = None) -> Iterator[Topology]:
+    """1.0b4's `engine.run()` (aiohttp API, executor, watcher in one process) on memory or a fresh redis-server;
+    `env_extra`: more environment for it (e.g. WORKER_TIMEOUT_SECONDS)."""
     python = original_python()
     services: list[Service] = []
     try:
         roles: dict[str, int] = {}
-        env = service_env(API_HOST="127.0.0.1", API_PORT=str(free_port()), PYTHONPATH="")
+        env = service_env(API_HOST="127.0.0.1", API_PORT=str(free_port()), PYTHONPATH="", **(env_extra or {}))
         url = ""
         if redis:
             redis_service, url = start_redis(logdir)
