@@ -75,7 +75,8 @@ class OrchestratorEngine(Registry):
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the HTTP API, a Celery worker thread and the sweep in the background of this process."""
+        """Start the HTTP API, the step workers (a thread pool; a Celery worker thread with Redis) and the sweep
+        in the background of this process."""
         if self._runner is not None:
             return
         self._runner = self.wiring.runner()

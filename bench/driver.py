@@ -124,17 +124,23 @@ def redis_topology(
 
 @contextmanager
 def embedded_topology(logdir: Path, experiments: str = "") -> Iterator[Topology]:
-    """One process: `engine.run()` of the bench app (MemoryStorage, in-memory Celery, werkzeug threads)."""
+    """One process: `engine.run()` of the bench app (MemoryStorage, the in-process step pool, cheroot)."""
     port = free_port()
     env = service_env(API_HOST="127.0.0.1", API_PORT=str(port), BENCH_EXPERIMENTS=experiments)
     service = Service("embedded", [sys.executable, "-m", "bench.apps.run_embedded"], env, logdir)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(service, base)
-        settings = {"api": "werkzeug threaded", "experiments": experiments}
+        settings = {"api": "cheroot", "experiments": experiments}
         yield Topology("embedded", base, {"embedded": service.pid}, settings, [service])
     finally:
         service.stop()
+
+
+def job_ended(view: dict[str, Any]) -> str | None:
+    """The terminal status a job view shows, or None while the job runs."""
+    status = view.get("status")
+    return status if status in TERMINAL else None
 
 
 # -- load ----------------------------------------------------------------------------------------------
@@ -166,6 +172,7 @@ async def drive_jobs(
     *,
     client: str = "httpx",
     body: Callable[[int], Any] = lambda i: {"value": i},
+    ended: Callable[[dict[str, Any]], str | None] | None = None,
     poll_first: float = 0.03,
     poll_interval: float = 0.02,
     wait: float = 30.0,
@@ -176,7 +183,9 @@ async def drive_jobs(
 
     With `wait` > 0 each follow-up is `GET /api/v1/jobs/{id}?wait=<wait>`, a long-poll the API answers when
     the job ends (normally one GET per job); with `wait=0` the driver polls (`poll_first`, `poll_interval`).
+    `ended(view)` names the end a job view shows, or None while it runs (default: a terminal `status`).
     """
+    ended = ended or job_ended
     result = LoadResult()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + time_limit
@@ -197,9 +206,10 @@ async def drive_jobs(
             status, view = await http.request("GET", view_path)
             result.polls += 1
             if status == 200:
-                if view.get("status") in TERMINAL:
+                end = ended(view)
+                if end is not None:
                     result.latencies.append(time.perf_counter() - started)
-                    result.statuses[view["status"]] += 1
+                    result.statuses[end] += 1
                     if isinstance(view.get("finished_at"), int | float):
                         result.finish_latencies.append(view["finished_at"] - sent_at)
                     return
@@ -351,6 +361,7 @@ class JobsRun:
     client: str = "httpx"
     profile: bool = False
     token: str = ""
+    ended: Callable[[dict[str, Any]], str | None] | None = None  # see drive_jobs; None: a terminal `status`
 
 
 def run_jobs(topology: Topology, run: JobsRun) -> dict[str, Any]:
@@ -363,7 +374,7 @@ def run_jobs(topology: Topology, run: JobsRun) -> dict[str, Any]:
     token = run.token or BENCH_TOKEN
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common = dict(client=run.client, poll_first=run.poll_first, poll_interval=run.poll_interval,
-                  wait=run.wait, job_timeout=run.job_timeout)  # fmt: skip
+                  wait=run.wait, job_timeout=run.job_timeout, ended=run.ended)  # fmt: skip
     quiet = wait_for_quiet(timeout=run.quiet_wait) if run.quiet_wait > 0 else None
     if run.warmup:
         warm = asyncio.run(drive_jobs(topology.base, run.path, token, run.warmup, run.k, time_limit=60, **common))
@@ -378,7 +389,7 @@ def run_jobs(topology: Topology, run: JobsRun) -> dict[str, Any]:
     profiles = stop_profilers(profilers)
     for service in topology.services:
         service.check()
-    params = {k: v for k, v in asdict(run).items() if k not in ("token", "scenario")}
+    params = {k: v for k, v in asdict(run).items() if k not in ("token", "scenario", "ended")}
     params.update(topology.settings, started=started, busy_cores_before=quiet)
     if profiles:
         params["profiles"] = profiles

@@ -41,6 +41,7 @@ class WorkerStats:
     tasks: int = 0
     empty_polls: int = 0  # 204: the long-poll timed out
     results: Counter[str] = field(default_factory=Counter)  # answer status of each result
+    heartbeats: Counter[str] = field(default_factory=Counter)  # answer status of each heartbeat (--sdk)
     errors: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,15 +51,60 @@ class WorkerStats:
             "tasks": self.tasks,
             "empty_polls": self.empty_polls,
             "results": dict(self.results),
+            "heartbeats": dict(self.heartbeats),
             "errors": dict(self.errors),
         }
 
 
-async def register(lane: RawLane, worker_id: str, task_types: list[str], stats: WorkerStats) -> bool:
-    status, answer = await asyncio.wait_for(
-        lane.request("POST", "/_worker/workers/register", {"worker_id": worker_id, "supported_tasks": task_types}),
-        30,
-    )
+HEARTBEAT_SECONDS = 20.0  # the original SDK's (avtomatika-worker 1.0b3) default heartbeat interval
+
+
+def sdk_registration(worker_id: str, task_types: list[str]) -> dict[str, Any]:
+    """The registration body the original SDK (avtomatika-worker 1.0b3) sends, with its fields."""
+    return {
+        "worker_id": worker_id,
+        "worker_type": "cpu",
+        "supported_tasks": task_types,
+        "max_concurrent_tasks": 1,
+        "cost_per_skill": {},
+        "installed_models": [],
+        "hostname": "bench",
+        "ip_address": "127.0.0.1",
+        "resources": {"max_concurrent_tasks": 1, "cpu_cores": 1, "gpu_info": None},
+    }
+
+
+def sdk_heartbeat(task_types: list[str]) -> dict[str, Any]:
+    """The heartbeat body of the original SDK (PATCH /_worker/workers/{id})."""
+    return {"load": 0.0, "status": "idle", "supported_tasks": task_types, "hot_cache": []}
+
+
+async def heartbeats(base: str, headers: dict[str, str], worker_id: str, task_types: list[str], stats: WorkerStats,
+                     stop: asyncio.Event) -> None:  # fmt: skip
+    """PATCH a heartbeat every HEARTBEAT_SECONDS on a connection of its own, as the original SDK does."""
+    lane = RawLane(base, headers)
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            try:
+                status, _ = await asyncio.wait_for(
+                    lane.request("PATCH", f"/_worker/workers/{worker_id}", sdk_heartbeat(task_types)), 30
+                )
+                stats.heartbeats[str(status)] += 1
+            except REQUEST_ERRORS as exc:
+                stats.errors[f"heartbeat {type(exc).__name__}"] += 1
+                await lane.close()
+    finally:
+        await lane.close()
+
+
+async def register(lane: RawLane, worker_id: str, task_types: list[str], stats: WorkerStats, sdk: bool = False) -> bool:
+    body = sdk_registration(worker_id, task_types) if sdk else {"worker_id": worker_id, "supported_tasks": task_types}
+    status, answer = await asyncio.wait_for(lane.request("POST", "/_worker/workers/register", body), 30)
     if status != 200:
         stats.errors[f"register {status}"] += 1
         return False
@@ -121,9 +167,12 @@ async def run_worker(
 
 
 async def serve(
-    base: str, count: int, task_types: list[str], token: str, time_limit: float, prefix: str
+    base: str, count: int, task_types: list[str], token: str, time_limit: float, prefix: str, sdk: bool = False
 ) -> WorkerStats:
-    """Register `count` workers and run them until SIGTERM/SIGINT or `time_limit` seconds."""
+    """Register `count` workers and run them until SIGTERM/SIGINT or `time_limit` seconds.
+
+    With `sdk` the workers behave like the original SDK's: its registration fields and a heartbeat every 20 s.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -132,11 +181,13 @@ async def serve(
     stats = WorkerStats()
     headers = {"X-Worker-Token": token}
     workers = [(f"{prefix}-{i:04d}", RawLane(base, headers)) for i in range(count)]
-    registered = await asyncio.gather(*(register(lane, wid, task_types, stats) for wid, lane in workers))
+    registered = await asyncio.gather(*(register(lane, wid, task_types, stats, sdk) for wid, lane in workers))
     if not all(registered):
         raise SystemExit(f"registration failed: {dict(stats.errors)}")
     print(f"ready {count}", flush=True)
     tasks = [asyncio.ensure_future(run_worker(lane, wid, stats, stop, deadline=deadline)) for wid, lane in workers]
+    if sdk:
+        tasks += [asyncio.ensure_future(heartbeats(base, headers, wid, task_types, stats, stop)) for wid, _ in workers]
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([stopper, *tasks], timeout=max(deadline - loop.time(), 0), return_when=asyncio.FIRST_COMPLETED)
     stop.set()
@@ -160,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="bench-w", help="worker id prefix")
     parser.add_argument("--time-limit", type=float, default=900, help="seconds before the workers stop by themselves")
     parser.add_argument("--stats", default="", help="write the counters as JSON to this file at the end")
+    parser.add_argument("--sdk", action="store_true", help="register and heartbeat (20 s) as the original SDK does")
     args = parser.parse_args(argv)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
-    stats = asyncio.run(serve(args.base, args.count, types, args.token, args.time_limit, args.prefix))
+    stats = asyncio.run(serve(args.base, args.count, types, args.token, args.time_limit, args.prefix, args.sdk))
     text = json.dumps(stats.as_dict())
     print(f"stats {text}", flush=True)
     if args.stats:

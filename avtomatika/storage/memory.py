@@ -39,6 +39,10 @@ class MemoryStorage(StorageBackend):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        # Callers of `wait_for_job_end` per job: a commit wakes only those of its own job. (One condition for
+        # everything made every commit wake every waiting job GET, each decoding its job: with 64 jobs
+        # followed at once that was hundreds of wake-ups and JSON decodes per job.)
+        self._end_waits: dict[str, tuple[threading.Condition, int]] = {}
         self._jobs: dict[str, tuple[int, str, float | None]] = {}
         self._idempotency: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
@@ -149,7 +153,7 @@ class MemoryStorage(StorageBackend):
             self._set_watch(job["id"], watch_until)
             for op in changes.ops:
                 self._apply(op)
-            self._changed.notify_all()
+            self._job_written(job["id"])
             return "ok"
 
     def _check(self, changes: JobChanges, watch_until: float | None) -> str:
@@ -220,6 +224,7 @@ class MemoryStorage(StorageBackend):
             for job_id in [j for j, (_, _, expires) in self._jobs.items() if not self._alive(expires, now)]:
                 del self._jobs[job_id]
                 self._watch.pop(job_id, None)
+                self._job_written(job_id)
                 gone += 1
             for key in [k for k, (_, expires) in self._idempotency.items() if expires <= now]:
                 del self._idempotency[key]
@@ -260,16 +265,31 @@ class MemoryStorage(StorageBackend):
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
-            while True:
-                entry = self._jobs.get(job_id)
-                if entry is None:
-                    return False
-                if loads(entry[1])["status"] in ("finished", "failed", "cancelled", "quarantined"):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
+            condition, count = self._end_waits.get(job_id) or (threading.Condition(self._lock), 0)
+            self._end_waits[job_id] = (condition, count + 1)
+            try:
+                while True:
+                    entry = self._jobs.get(job_id)
+                    if entry is None:
+                        return False
+                    if loads(entry[1])["status"] in ("finished", "failed", "cancelled", "quarantined"):
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    condition.wait(remaining)
+            finally:
+                condition, count = self._end_waits[job_id]
+                if count > 1:
+                    self._end_waits[job_id] = (condition, count - 1)
+                else:
+                    del self._end_waits[job_id]
+
+    def _job_written(self, job_id: str) -> None:
+        """Wake the `wait_for_job_end` callers of this job (the caller holds the lock)."""
+        waits = self._end_waits.get(job_id)
+        if waits is not None:
+            waits[0].notify_all()
 
     def stalled_jobs(self, now: float, limit: int = 100) -> list[str]:
         with self._lock:

@@ -40,7 +40,7 @@ class Approval(MethodView):
         security=[{"client": []}, {"approval": []}],
         parameters=[{"name": "token", "in": "query", "schema": {"type": "string"}, "required": False}],
     )
-    @blp.arguments(ApprovalBody)
+    @blp.arguments(ApprovalBody())
     @blp.response(200, ApprovalAnswer)
     @blp.errors(400, 401, 404, 409)
     def post(self, body: dict[str, Any], job_id: str) -> Any:

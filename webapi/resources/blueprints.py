@@ -16,7 +16,7 @@ blp = Blueprint("blueprints", __name__, description="Registered blueprints")
 
 @blp.route("/blueprints/<name>/graph")
 class Graph(MethodView):
-    @blp.arguments(GraphQuery, location="query")
+    @blp.arguments(GraphQuery(), location="query")
     @blp.response(200, content_type="text/vnd.graphviz", description="DOT text (SVG with ?format=svg)")
     @blp.errors(400, 401, 404, 429, 501)
     def get(self, query: dict[str, Any], name: str) -> Any:

@@ -72,7 +72,7 @@ def create_routes(blueprints: dict[str, StateMachineBlueprint]) -> list[Blueprin
             "envelope `{initial_data, webhook_url, dispatch_timeout, result_timeout, idempotency_key}`."
         )
         documented = create.doc(operationId=f"create_{bp.name}")(
-            create.arguments(CreateJob, example={"video": "cat.mp4"})(
+            create.arguments(CreateJob(), example={"video": "cat.mp4"})(
                 create.response(202, Accepted)(create.errors(400, 401, 413, 429)(post))
             )
         )
@@ -84,7 +84,7 @@ def create_routes(blueprints: dict[str, StateMachineBlueprint]) -> list[Blueprin
 
 @blp.route("/jobs/<job_id:job_id>")
 class Job(MethodView):
-    @blp.arguments(JobQuery, location="query")
+    @blp.arguments(JobQuery(), location="query")
     @blp.response(200, JobView)
     @blp.errors(401, 404, 429)
     def get(self, query: dict[str, Any], job_id: str) -> Any:
@@ -115,7 +115,7 @@ class JobHistory(MethodView):
 
 @blp.route("/jobs")
 class JobList(MethodView):
-    @blp.arguments(JobListQuery, location="query")
+    @blp.arguments(JobListQuery(), location="query")
     @blp.response(200, JobView(many=True))
     @blp.errors(400, 401, 429)
     def get(self, query: dict[str, Any]) -> Any:

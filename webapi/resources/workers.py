@@ -46,7 +46,7 @@ def worker_record(body: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/workers/register")
 class RegisterWorker(MethodView):
     @blp.doc(security=WORKER_SECURITY)
-    @blp.arguments(Register)
+    @blp.arguments(Register())
     @blp.response(200, StatusAnswer)
     @blp.errors(401, 403, 413, 429)
     def post(self, body: dict[str, Any]) -> Any:
@@ -61,7 +61,7 @@ class RegisterWorker(MethodView):
 @blp.route("/workers/<worker_id>")
 class WorkerHeartbeat(MethodView):
     @blp.doc(security=WORKER_SECURITY)
-    @blp.arguments(Heartbeat, required=False)
+    @blp.arguments(Heartbeat(), required=False)
     @blp.response(200, HeartbeatAnswer)
     @blp.errors(401, 403, 404, 413, 429)
     def patch(self, updates: dict[str, Any], worker_id: str) -> Any:
@@ -93,7 +93,7 @@ class NextTask(MethodView):
 @blp.route("/tasks/result")
 class TaskResult(MethodView):
     @blp.doc(security=WORKER_SECURITY)
-    @blp.arguments(ResultBody)
+    @blp.arguments(ResultBody())
     @blp.response(200, StatusAnswer)
     @blp.errors(401, 403, 404, 409, 413, 429)
     def post(self, body: dict[str, Any]) -> Any:
