@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,9 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -242,3 +245,34 @@ def postgres_server() -> Iterator[Postgres]:
         with suppress(subprocess.CalledProcessError):  # already stopped by a test
             server.stop()
         server.remove()
+
+
+class WebhookReceiver:
+    """A local completion-webhook receiver: answers `statuses` in turn (then 200); keeps each accepted JSON body
+    (`accepted`), each attempt as (delivery id, status) (`attempts`) and each request's headers and body (`raw`)."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.accepted: list[dict] = []
+        self.attempts: list[tuple[str, int]] = []
+        self.raw: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                text = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                receiver.raw.append(str(self.headers) + text)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.attempts.append((self.headers["X-Avtomatika-Delivery"], status))
+                if status == 200:
+                    receiver.accepted.append(json.loads(text))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/done"

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.services import WebhookReceiver as Receiver
 from tests.services import wait_until
-
-
-class Receiver:
-    """A local HTTP receiver answering the given statuses in turn (then 200), recording what it accepted."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.accepted: list[dict] = []
-        self.attempts: list[tuple[str, int]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.attempts.append((self.headers["X-Avtomatika-Delivery"], status))
-                if status == 200:
-                    receiver.accepted.append(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/done"
 
 
 @pytest.fixture

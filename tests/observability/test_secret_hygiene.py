@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -24,6 +22,7 @@ import pytest
 
 from tests.conftest import TERMINAL
 from tests.services import ROOT, service_env, start_api, start_celery_worker, wait_until
+from tests.services import WebhookReceiver as Receiver
 
 
 def secret(kind: str) -> str:
@@ -66,29 +65,6 @@ class Secrets:
             "GLOBAL_WORKER_TOKEN": self.global_worker,
             "WORKER_POLL_TIMEOUT_SECONDS": "1",
         }
-
-
-class Receiver:
-    """A local completion-webhook receiver keeping every body (and header) it got."""
-
-    def __init__(self) -> None:
-        self.received: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                receiver.received.append(str(self.headers) + body)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/done"
 
 
 @pytest.fixture
@@ -183,7 +159,7 @@ def workload(http: Recorder, secrets: Secrets, receiver: Receiver) -> list[str]:
         wait_until(lambda j=job_id: http.call("GET", f"/api/v1/jobs/{j}", client).json()["status"] in TERMINAL, 30)
     assert http.call("GET", "/api/v1/jobs", admin).status_code == 200
     assert http.call("GET", "/api/v1/jobs", client, params={"status": "finished"}).status_code == 200
-    wait_until(lambda: receiver.received, 20, what="the completion webhook")
+    wait_until(lambda: receiver.raw, 20, what="the completion webhook")
     scan_history(http, client, jobs)
     return jobs
 
@@ -231,7 +207,7 @@ def test_no_secret_in_logs_answers_views_or_webhooks_redis_mode(redis_url: str, 
     logs = {"api log": api.output(), "celery worker log": worker.output()}
     assert "hygiene-worker" in logs["api log"] and "avtomatika.step" in logs["celery worker log"]  # logs were kept
     answers = {f"answer {i}": text for i, text in enumerate(http.answers)}
-    webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.received)}
+    webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.raw)}
     history = database_files(tmp_path / "history.db")
     assert any(jobs[0] in text for text in history.values())  # the rows are in the scanned bytes
     assert leaks({**logs, **answers, **webhooks, **history}, secrets.forbidden()) == []
@@ -259,7 +235,7 @@ def test_no_secret_in_captured_logs_embedded_mode(tmp_path: Path, receiver, capl
     assert any("hygiene-worker" in line or "/_worker/" in line for line in lines)  # the logs were captured
     logs = {f"log {i}": line for i, line in enumerate(lines)}
     answers = {f"answer {i}": text for i, text in enumerate(http.answers)}
-    webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.received)}
+    webhooks = {f"webhook {i}": body for i, body in enumerate(receiver.raw)}
     stored = {f"stored job {job_id}": text for job_id, text in views.items()}
     history = database_files(tmp_path / "history.db")
     assert any(jobs[0] in text for text in history.values())  # the rows are in the scanned bytes
