@@ -4,8 +4,10 @@ Counters and histogram buckets go to `StorageBackend.add_to_counters`, so every 
 processes, Celery worker processes, on any host) adds to the same numbers and any API process serves all of
 them. Each process sums its amounts in memory and writes them at most every `FLUSH_SECONDS`: one round trip
 then, instead of one per event (per-event writes cost ~1 ms of Celery worker CPU per 5-state job). Gauges
-(queue depth, live workers, history backlog) are read from storage when scraped. The Prometheus text itself
-is written by the web adapter (`webapi/metrics.py`); this module has no Prometheus import.
+(queue depth, live workers) are read from storage when scraped; the history backlog, which each process
+buffers on its own, is reported by every process each second (`StorageBackend.report_gauge`) and summed when
+scraped. The Prometheus text itself is written by the web adapter (`webapi/metrics.py`); this module has no
+Prometheus import.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import weakref
@@ -41,6 +44,7 @@ from .stream import (
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
+GAUGE_SECONDS = 10.0  # a process's gauge report counts this long (it reports every FLUSH_SECONDS while it runs)
 # Upper bounds in seconds (+Inf is implied): steps take milliseconds, worker tasks and jobs minutes to hours.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 COUNTERS = {
@@ -120,9 +124,12 @@ class CounterBuffer:
     `flush()`, at exit). A failed write keeps the amounts for the next one: the fields are bounded by the
     label sets, so the buffer is too. A crash loses at most one interval of this process's counts."""
 
-    def __init__(self, storage: StorageBackend, interval: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self, storage: StorageBackend, interval: float = FLUSH_SECONDS, beat: Callable[[], None] = lambda: None
+    ) -> None:
         self.storage = storage
         self.interval = interval
+        self.beat = beat  # called before each periodic flush (reports this process's gauges)
         self._pending: defaultdict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
@@ -157,6 +164,10 @@ class CounterBuffer:
     def _run(self) -> None:
         while True:
             time.sleep(self.interval)
+            try:
+                self.beat()
+            except Exception:  # metrics never fail a job
+                logger.warning("could not report this process's gauges", exc_info=True)
             self.flush()
 
 
@@ -167,7 +178,17 @@ class OrchestrationMetrics:
     def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int] = lambda: 0) -> None:
         self.storage = storage
         self.history_backlog = history_backlog
-        self.buffer = CounterBuffer(storage)
+        self.buffer = CounterBuffer(storage, beat=self.report_gauges)
+        self._member = f"{socket.gethostname()}:{os.getpid()}"
+
+    def report_gauges(self) -> None:
+        """Report this process's history backlog (each process buffers its own events; a scrape sums the
+        reports of the last `GAUGE_SECONDS`, so a process that died drops out)."""
+        if os.getpid() != int(self._member.rpartition(":")[2]):  # a forked child reports as itself
+            self._member = f"{socket.gethostname()}:{os.getpid()}"
+        self.storage.report_gauge(
+            "history_backlog", self._member, float(self.history_backlog()), time.time() + GAUGE_SECONDS
+        )
 
     def handle(self, event: Event) -> None:
         """Count one event of the stream."""
@@ -235,5 +256,7 @@ class OrchestrationMetrics:
         queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
         snapshot.gauges["orchestrator_task_queue_length"] = {(("task_type", t),): float(n) for t, n in queues.items()}
         snapshot.gauges["orchestrator_active_workers"] = {(): float(len(self.storage.list_workers()))}
-        snapshot.gauges["orchestrator_history_backlog"] = {(): float(self.history_backlog())}
+        self.report_gauges()
+        total = self.storage.gauge_total("history_backlog", time.time())
+        snapshot.gauges["orchestrator_history_backlog"] = {(): total}
         return snapshot

@@ -237,7 +237,8 @@ class Orchestrator:
 
     def dashboard(self) -> dict[str, Any]:
         """Jobs by status, tasks waiting for a worker (in total and by task type), live workers (in total, by
-        status and by task type they support) and, with history enabled, this process's history backlog."""
+        status and by task type they support) and, with history enabled, the history backlog of every process (dropped
+        and failing are this process's)."""
         queues = {task_type: self.storage.queue_length(task_type) for task_type in self.storage.queue_types()}
         workers = self.storage.list_workers()
         by_status: dict[str, int] = {}
@@ -253,7 +254,9 @@ class Orchestrator:
         }
         if self.history is not None:
             writer = self.history.writer
-            answer["history"] = {"backlog": writer.backlog, "dropped": writer.dropped, "failing": writer.failing}
+            self.metrics.report_gauges()  # every process's backlog, summed (each reports it every second)
+            backlog = int(self.storage.gauge_total("history_backlog", time.time()))
+            answer["history"] = {"backlog": backlog, "dropped": writer.dropped, "failing": writer.failing}
         return answer
 
     def reload_worker_tokens(self) -> int:

@@ -385,6 +385,15 @@ class StorageBackend(ABC):
         """Every counter `add_to_counters` made, by name."""
 
     @abstractmethod
+    def report_gauge(self, name: str, member: str, value: float, expires: float) -> None:
+        """Set one process's (`member`) value of the gauge `name`, counted until the epoch time `expires`
+        (a process that stops reporting, e.g. after a crash, drops out of the sum)."""
+
+    @abstractmethod
+    def gauge_total(self, name: str, now: float) -> float:
+        """The sum of the gauge's unexpired values over every process (expired ones are removed)."""
+
+    @abstractmethod
     def ping(self) -> bool:
         """True when the backend answers."""
 

@@ -36,6 +36,7 @@ PER_ID = {
     "lock": "string: a named lock",
     "counter": "string: a named counter",
     "deliveries": "string: how often the step `<job id>:<seq>` was delivered again without its commit",
+    "gauge": "hash: one gauge's value per process (`<host>:<pid>` -> [value, expires at]), summed when read",
     "quota": "string: job creations of one client in one calendar month (`<client>:<YYYY-MM>`)",
     "branches": "hash: the branches of one fan-out (branch id -> its task record, current attempt)",
     "branch_results": "hash: final outcomes of one fan-out's branches (branch id -> result JSON)",

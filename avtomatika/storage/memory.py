@@ -70,6 +70,7 @@ class MemoryStorage(StorageBackend):
         self._deliveries: dict[str, tuple[int, float]] = {}  # "job id:seq" -> (count, expires)
         self._quotas: dict[str, tuple[int, float]] = {}  # quota key -> (creates, expires)
         self._metrics: dict[str, float] = defaultdict(float)
+        self._gauges: dict[str, dict[str, tuple[float, float]]] = {}
 
     @staticmethod
     def _alive(expires: float | None, now: float) -> bool:
@@ -677,6 +678,17 @@ class MemoryStorage(StorageBackend):
     def counters(self) -> dict[str, float]:
         with self._lock:
             return dict(self._metrics)
+
+    def report_gauge(self, name: str, member: str, value: float, expires: float) -> None:
+        with self._lock:
+            self._gauges.setdefault(name, {})[member] = (value, expires)
+
+    def gauge_total(self, name: str, now: float) -> float:
+        with self._lock:
+            values = self._gauges.get(name, {})
+            for member in [m for m, (_, expires) in values.items() if expires <= now]:
+                del values[member]
+            return sum(value for value, _ in values.values())
 
     def flush(self) -> None:
         with self._lock:

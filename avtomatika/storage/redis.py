@@ -643,6 +643,22 @@ class RedisStorage(StorageBackend):
     def counters(self) -> dict[str, float]:
         return {_text(name): float(value) for name, value in self.client.hgetall(self.key("metrics")).items()}
 
+    def report_gauge(self, name: str, member: str, value: float, expires: float) -> None:
+        self.client.hset(self.key("gauge", name), member, json.dumps([value, expires]))
+
+    def gauge_total(self, name: str, now: float) -> float:
+        key = self.key("gauge", name)
+        total, expired = 0.0, []
+        for member, raw in self.client.hgetall(key).items():
+            value, expires = json.loads(raw)
+            if expires <= now:
+                expired.append(member)
+            else:
+                total += float(value)
+        if expired:
+            self.client.hdel(key, *expired)
+        return total
+
     def flush(self) -> None:
         keys = list(self.client.scan_iter(match=self.keys.pattern, count=1000))
         for start in range(0, len(keys), 500):

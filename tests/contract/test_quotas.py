@@ -62,3 +62,13 @@ def test_month_boundaries() -> None:
 def test_counters_add_up_across_concurrent_writers(storage: StorageBackend) -> None:  # noqa: F811
     race(8, lambda _: storage.add_to_counters({"a": 1.0, "b": 0.5}))
     assert storage.counters() == {"a": 8.0, "b": 4.0}
+
+
+def test_a_gauge_sums_the_unexpired_reports_of_every_process(storage: StorageBackend) -> None:  # noqa: F811
+    storage.report_gauge("backlog", "host-a:1", 5.0, expires=100.0)
+    storage.report_gauge("backlog", "host-b:2", 7.0, expires=200.0)
+    storage.report_gauge("backlog", "host-a:1", 3.0, expires=150.0)  # a newer report replaces the older
+    assert storage.gauge_total("backlog", now=50.0) == 10.0
+    assert storage.gauge_total("backlog", now=160.0) == 7.0  # host-a stopped reporting (e.g. it crashed)
+    assert storage.gauge_total("backlog", now=300.0) == 0.0
+    assert storage.gauge_total("other", now=50.0) == 0.0

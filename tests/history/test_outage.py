@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -48,6 +49,8 @@ def test_jobs_run_while_postgres_is_down_and_the_backlog_drains_after(own_postgr
         with orch.client() as http:
             board = http.get("/api/v1/dashboard").json()
             assert board["history"]["failing"] is True and board["history"]["backlog"] > 0
+            metrics = http.get("/_public/metrics").text
+            assert re.search(r"^orchestrator_history_backlog [1-9]", metrics, re.M), metrics[-2000:]
             down = http.get(f"/api/v1/jobs/{during[0]}/history")
             assert down.status_code == 503 and "error" in down.json()
         assert any("history database unavailable" in r.getMessage() for r in caplog.records)
@@ -60,5 +63,6 @@ def test_jobs_run_while_postgres_is_down_and_the_backlog_drains_after(own_postgr
                 kinds = [r["event_type"] for r in http.get(f"/api/v1/jobs/{job_id}/history").json()]
                 assert kinds[0] == "job_created" and kinds[-1] == "job_finished" and len(kinds) == 12, kinds
             assert http.get("/api/v1/dashboard").json()["history"] == {"backlog": 0, "dropped": 0, "failing": False}
+            assert re.search(r"^orchestrator_history_backlog 0", http.get("/_public/metrics").text, re.M)
     finally:
         runner.stop()
