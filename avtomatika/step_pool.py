@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from . import tracing
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,14 +57,25 @@ class ThreadStepScheduler:
     def schedule_step(
         self, job_id: str, seq: int, delay: float = 0.0, *, blueprint: str = "", state: str = "", resent: bool = False
     ) -> None:
-        call = lambda: self._service().run_step(job_id, seq)  # noqa: E731
+        parent = tracing.current_context()  # the step runs in the trace of what scheduled it (as through Celery)
+
+        def call() -> None:
+            with tracing.span("run/avtomatika.step", parent, job_id=job_id):
+                self._service().run_step(job_id, seq)
+
         if delay > 0:
             self._later(time.monotonic() + delay, call)
         else:
             self._submit(call)
 
     def run_native_task(self, job_id: str, task_id: str, task_type: str, params: dict[str, Any]) -> None:
-        self._submit(lambda: self._service().run_native_task(job_id, task_id, task_type, params))
+        parent = tracing.current_context()
+
+        def call() -> None:
+            with tracing.span("run/avtomatika.native", parent, job_id=job_id, task_id=task_id):
+                self._service().run_native_task(job_id, task_id, task_type, params)
+
+        self._submit(call)
 
     def step_message(self, job_id: str, seq: int, *, blueprint: str = "", state: str = "") -> tuple[str, str] | None:
         return None  # no broker: the step is scheduled after its commit
