@@ -175,7 +175,7 @@ class OrchestrationMetrics:
     """Counts the events of the job event stream into `storage` (subscribe it with `stream.subscribe`);
     `history_backlog` feeds the backlog gauge."""
 
-    def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, storage: StorageBackend, history_backlog: Callable[[], int | None] = lambda: None) -> None:
         self.storage = storage
         self.history_backlog = history_backlog
         self.buffer = CounterBuffer(storage, beat=self.report_gauges)
@@ -186,9 +186,10 @@ class OrchestrationMetrics:
         reports of the last `GAUGE_SECONDS`, so a process that died drops out)."""
         if os.getpid() != int(self._member.rpartition(":")[2]):  # a forked child reports as itself
             self._member = f"{socket.gethostname()}:{os.getpid()}"
-        self.storage.report_gauge(
-            "history_backlog", self._member, float(self.history_backlog()), time.time() + GAUGE_SECONDS
-        )
+        backlog = self.history_backlog()
+        if backlog is None:  # history is off: nothing to report (no Redis write every second)
+            return
+        self.storage.report_gauge("history_backlog", self._member, float(backlog), time.time() + GAUGE_SECONDS)
 
     def handle(self, event: Event) -> None:
         """Count one event of the stream."""

@@ -74,7 +74,7 @@ class Orchestrator:
         self.dispatcher = self.core.dispatcher
         self.webhooks = WebhookDeliveries(self.storage, self.config)
         # subscribed to the event stream by the composition root, once per engine (as the webhooks are)
-        self.metrics = OrchestrationMetrics(self.storage, lambda: self.history_backlog() or 0)
+        self.metrics = OrchestrationMetrics(self.storage, self.history_backlog)
         self.sweeper = Sweeper(
             self.storage,
             self.config,
