@@ -26,7 +26,7 @@ import redis
 
 from bench.apps.bench_app import BENCH_TOKEN, BENCH_WORKER_TOKEN
 from bench.driver import redis_topology, start_profilers, stop_profilers
-from bench.procs import Service, service_env, start_celery_worker
+from bench.procs import CpuMeter, Service, service_env, start_celery_worker
 
 WORKERS = 8
 
@@ -133,13 +133,27 @@ def main() -> int:
     results = []
     with (
         tempfile.TemporaryDirectory() as logdir,
-        redis_topology(Path(logdir), app="bench.apps.fanout_app:engine", pool="prefork", concurrency=2) as topology,
+        redis_topology(
+            Path(logdir),
+            app="bench.apps.fanout_app:engine",
+            pool="prefork",
+            concurrency=2,
+            api_workers=args.api_workers,
+        ) as topology,
     ):
         floor_url = topology.redis_url.rsplit("/", 1)[0] + "/3"
         for width in args.widths:
             chord_seconds = bare_chord(floor_url, width, Path(logdir))
             profilers = start_profilers(topology, f"s3-{width}") if args.profile else []
+            meter = CpuMeter(topology.roles)
+            meter.start()
             ours = fan_out(topology, width)
+            meter.stop()
+            cpu = meter.report(width)
+            ours["cpu_ms_per_branch"] = {
+                role: cpu[role]["ms_per_unit"] for role in (*topology.roles, "driver", "total")
+            }
+            ours["other_cores"] = cpu["machine"]["other_cores"]
             if profilers:
                 ours["profiles"] = stop_profilers(profilers)  # type: ignore[assignment]
             results.append(
