@@ -68,13 +68,17 @@ class BranchEvents:
     def accept(self, job: Job, task_id: str, worker_id: str, result: dict[str, Any], answer: str) -> str | None:
         """Record a branch attempt's result; None when it is not this worker's current attempt (late)."""
         branch_id = branch_id_of(task_id)
-        record = self.storage.branch(job["id"], branch_id) if branch_id else None
-        if branch_id is None or record is None or record.get("task_id") != task_id:
+        if branch_id is None:
             return None
         if self.core.stream.wants(TASK_FINISHED) and "seq" not in job:
             # A fan-in by chord did not read the job; the stream needs its commit counter, read before this
             # branch is recorded so that it is the fan-out's (the fan-in needs this branch first).
-            job = self.storage.get_job(job["id"]) or job
+            record, found = self.storage.branch_and_job(job["id"], branch_id)
+            job = found or job
+        else:
+            record = self.storage.branch(job["id"], branch_id)
+        if record is None or record.get("task_id") != task_id:
+            return None
         final = branch_outcome(record, result, self.config.JOB_MAX_RETRIES)
         retry: dict[str, Any] | None = None
         entry: QueueEntry | None = None

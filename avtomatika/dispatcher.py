@@ -92,7 +92,7 @@ class Dispatcher:
         now = time.time()
         sample = [p for p in self.storage.sample_pollers(task_type, now, WAKE_BATCH, random.random()) if p]
         chosen = self._wake_among(sample, task_type, req, strategy, exclude)
-        if chosen is not None:
+        if chosen is not None or len(sample) < WAKE_BATCH:  # a short sample held every open poll
             return chosen
         rest = [p for p in self.storage.pollers(task_type, now) if p not in sample]
         random.shuffle(rest)

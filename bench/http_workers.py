@@ -56,6 +56,12 @@ class WorkerStats:
         }
 
 
+# What a worker answers for a task's params: the params echoed, or a thumbnail's path (blueprints/fanout.py).
+RESULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "echo": lambda params: {"echo": params},
+    "thumbnail": lambda params: {"path": f"/t/{params.get('frame')}.jpg"},
+}
+
 HEARTBEAT_SECONDS = 20.0  # the original SDK's (avtomatika-worker 1.0b3) default heartbeat interval
 
 
@@ -122,11 +128,13 @@ async def run_worker(
     request_timeout: float = 90.0,
     on_task: Callable[[dict[str, Any], float], None] | None = None,
     on_poll: Callable[[str], None] | None = None,
+    result_data: Callable[[dict[str, Any]], dict[str, Any]] = lambda params: {"echo": params},
 ) -> None:
     """Poll and answer tasks until `stop` is set or the loop time passes `deadline` (the worker is registered).
 
-    `on_task(task, received)` runs when a poll answers a task (`received` = time.perf_counter()); `on_poll(worker_id)`
-    just before each poll request is sent.
+    `result_data(params)`: the data of each result (the params echoed by default). `on_task(task, received)`
+    runs when a poll answers a task (`received` = time.perf_counter()); `on_poll(worker_id)` just before each
+    poll request is sent.
     """
     loop = asyncio.get_running_loop()
     poll_path = f"/_worker/workers/{worker_id}/tasks/next"
@@ -155,7 +163,7 @@ async def run_worker(
             "job_id": task["job_id"],
             "task_id": task["task_id"],
             "worker_id": worker_id,
-            "result": {"status": "success", "data": {"echo": task.get("params")}},
+            "result": {"status": "success", "data": result_data(task.get("params") or {})},
         }
         try:
             status, answer = await asyncio.wait_for(lane.request("POST", "/_worker/tasks/result", body), 30)
@@ -167,7 +175,14 @@ async def run_worker(
 
 
 async def serve(
-    base: str, count: int, task_types: list[str], token: str, time_limit: float, prefix: str, sdk: bool = False
+    base: str,
+    count: int,
+    task_types: list[str],
+    token: str,
+    time_limit: float,
+    prefix: str,
+    sdk: bool = False,
+    result: str = "echo",
 ) -> WorkerStats:
     """Register `count` workers and run them until SIGTERM/SIGINT or `time_limit` seconds.
 
@@ -185,7 +200,11 @@ async def serve(
     if not all(registered):
         raise SystemExit(f"registration failed: {dict(stats.errors)}")
     print(f"ready {count}", flush=True)
-    tasks = [asyncio.ensure_future(run_worker(lane, wid, stats, stop, deadline=deadline)) for wid, lane in workers]
+    data = RESULTS[result]
+    tasks = [
+        asyncio.ensure_future(run_worker(lane, wid, stats, stop, deadline=deadline, result_data=data))
+        for wid, lane in workers
+    ]
     if sdk:
         tasks += [asyncio.ensure_future(heartbeats(base, headers, wid, task_types, stats, stop)) for wid, _ in workers]
     stopper = asyncio.ensure_future(stop.wait())
@@ -212,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=900, help="seconds before the workers stop by themselves")
     parser.add_argument("--stats", default="", help="write the counters as JSON to this file at the end")
     parser.add_argument("--sdk", action="store_true", help="register and heartbeat (20 s) as the original SDK does")
+    parser.add_argument("--result", choices=sorted(RESULTS), default="echo", help="what each result's data is")
     args = parser.parse_args(argv)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
-    stats = asyncio.run(serve(args.base, args.count, types, args.token, args.time_limit, args.prefix, args.sdk))
+    stats = asyncio.run(
+        serve(args.base, args.count, types, args.token, args.time_limit, args.prefix, args.sdk, args.result)
+    )
     text = json.dumps(stats.as_dict())
     print(f"stats {text}", flush=True)
     if args.stats:

@@ -1,13 +1,13 @@
 """Scenario S3: fan-out / fan-in in the production topology, against a bare Celery chord in the same run.
 
-One job fans out to W branches served by 8 HTTP workers (threads speaking the worker protocol: register,
-long-poll, result), in the production topology: the API under gunicorn gevent with deploy/gunicorn.conf.py's
-2 workers (`--api-workers`), one prefork Celery worker of 2. The figure is the time from the create request
-to the job's end (the aggregator ran), next to a bare Celery chord of W no-op tasks (apply to body) through
-the same redis-server and a Celery worker of the same size. Redis bytes per branch: `MEMORY USAGE` of the
-fan-out's branch records and queue once every branch is queued, before any worker takes one, divided by W
-(the growth of `used_memory_dataset` is shown beside it; it also counts the chord's messages, and is
-disturbed by memory a previous width's fan-in freed).
+One job fans out to W branches served by 8 HTTP workers (`bench/http_workers.py`: one process, the raw
+asyncio client: register, long-poll, result), in the production topology: the API under gunicorn gevent with
+deploy/gunicorn.conf.py's 2 workers (`--api-workers`), one prefork Celery worker of 2. The figure is the time
+from the create request to the job's end (the aggregator ran), next to a bare Celery chord of W no-op tasks
+(apply to body) through the same redis-server and a Celery worker of the same size, with the CPU per branch
+of each role. Redis bytes per branch: `MEMORY USAGE` of the branch records and queue of a fan-out of the same
+width whose task type no worker serves, once every branch is queued, divided by W (the growth of
+`used_memory_dataset` is shown beside it; it also counts the chord's messages); that job is then cancelled.
 
     .venv/bin/python -m bench.s3_fanout --widths 1000 10000
 """
@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 
-from bench.apps.bench_app import BENCH_TOKEN, BENCH_WORKER_TOKEN
+from bench.apps.bench_app import BENCH_TOKEN
 from bench.driver import redis_topology, start_profilers, stop_profilers
 from bench.procs import CpuMeter, Service, service_env, start_celery_worker
+from bench.w1_workers import start_http_workers
 
 WORKERS = 8
 
@@ -56,69 +57,71 @@ def bare_chord(url: str, width: int, logdir: Path) -> float:
         worker.stop()
 
 
-def serve(base: str, task_type: str, count: int) -> list[threading.Thread]:
-    served: list[int] = []
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        worker_id = f"s3-{task_type}-{index}"
-        with httpx.Client(base_url=base, headers={"X-Worker-Token": BENCH_WORKER_TOKEN}, timeout=60) as http:
-            http.post("/_worker/workers/register", json={"worker_id": worker_id, "supported_tasks": [task_type]})
-            while True:
-                with lock:
-                    if len(served) >= count:
-                        return
-                answer = http.get(f"/_worker/workers/{worker_id}/tasks/next")
-                if answer.status_code != 200:
-                    continue
-                task = answer.json()
-                with lock:
-                    served.append(1)
-                body = {
-                    "job_id": task["job_id"],
-                    "task_id": task["task_id"],
-                    "worker_id": worker_id,
-                    "result": {"status": "success", "data": {"path": f"/t/{task['params']['frame']}.jpg"}},
-                }
-                http.post("/_worker/tasks/result", json=body)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    return threads
+def wait_status(http: httpx.Client, job_id: str, status: str) -> None:
+    while http.get(f"/api/v1/jobs/{job_id}").json()["status"] != status:
+        time.sleep(0.01)
 
 
-def fan_out(topology, width: int) -> dict[str, float]:
+def parked_bytes(topology, http: httpx.Client, width: int) -> dict[str, int]:
+    """Redis bytes per branch of a fan-out whose branches all wait (a task type no worker serves): its branch
+    records and queue entries (`MEMORY USAGE`), and the growth of `used_memory_dataset` with the chord's
+    messages. The job is cancelled afterwards."""
     client = redis.Redis.from_url(topology.redis_url)
+    task_type = f"parked{width}"
+    before = int(client.info("memory")["used_memory_dataset"])
+    job_id = http.post("/api/v1/jobs/thumbnails", json={"task_type": task_type, "frames": width}).json()["job_id"]
+    wait_status(http, job_id, "waiting_for_parallel_tasks")
+    queued = int(client.info("memory")["used_memory_dataset"])
+    prefix = "avtomatika"
+    held = sum(
+        int(client.memory_usage(key, samples=0) or 0)
+        for key in (f"{prefix}:branches:{job_id}", f"{prefix}:queue:{task_type}")
+    )
+    http.post(f"/api/v1/jobs/{job_id}/cancel")
+    wait_status(http, job_id, "cancelled")
+    # its chord members still run (each finds its branch withdrawn): let the Celery worker drain them first
+    while client.llen("avtomatika.steps") or client.hlen("unacked"):
+        time.sleep(0.05)
+    return {
+        "redis_bytes_per_branch": round(held / width),
+        "used_memory_dataset_growth_per_branch": round((queued - before) / width),
+    }
+
+
+def fan_out(topology, width: int, logdir: Path) -> dict[str, Any]:
+    """Create-to-end seconds of one fan-out of `width` branches served by the HTTP-worker process."""
     task_type = f"thumb{width}"
     headers = {"X-Avtomatika-Token": BENCH_TOKEN}
-    before = int(client.info("memory")["used_memory_dataset"])
-    started = time.monotonic()
     with httpx.Client(base_url=topology.base, headers=headers, timeout=120) as http:
-        job_id = http.post("/api/v1/jobs/thumbnails", json={"task_type": task_type, "frames": width}).json()["job_id"]
-        while http.get(f"/api/v1/jobs/{job_id}").json()["status"] != "waiting_for_parallel_tasks":
-            time.sleep(0.01)
-        dispatched = time.monotonic() - started
-        queued = int(client.info("memory")["used_memory_dataset"])
-        # what this fan-out holds per branch while every branch waits: its records and its queue entries
-        prefix = "avtomatika"
-        held = sum(
-            int(client.memory_usage(key, samples=0) or 0)
-            for key in (f"{prefix}:branches:{job_id}", f"{prefix}:queue:{task_type}")
+        sizes = parked_bytes(topology, http, width)
+        stats = logdir / f"s3-workers-{width}.json"
+        workers = start_http_workers(
+            topology, logdir, WORKERS, stats, types=task_type, prefix=f"s3-{width}", result="thumbnail"
         )
-        threads = serve(topology.base, task_type, width)
+        topology.roles["http_workers"] = workers.pid
+        meter = CpuMeter(topology.roles)
+        meter.start()
+        started = time.monotonic()
+        job_id = http.post("/api/v1/jobs/thumbnails", json={"task_type": task_type, "frames": width}).json()["job_id"]
         view = http.get(f"/api/v1/jobs/{job_id}", params={"wait": 60}).json()
         while view["status"] not in ("finished", "failed", "quarantined", "cancelled"):
             view = http.get(f"/api/v1/jobs/{job_id}", params={"wait": 60}).json()
-    elapsed = time.monotonic() - started
-    for thread in threads:
-        thread.join(5)
+        elapsed = time.monotonic() - started
+        meter.stop()
+        workers.stop()
+        del topology.roles["http_workers"]
     assert view["status"] == "finished" and len(view["state_history"]["thumbnails"]) == width, view["status"]
+    cpu = meter.report(width)
+    system = ("api", "worker", "redis")
     return {
         "seconds_create_to_end": round(elapsed, 2),
-        "seconds_to_dispatch": round(dispatched, 2),
-        "redis_bytes_per_branch": round(held / width),
-        "used_memory_dataset_growth_per_branch": round((queued - before) / width),
+        **sizes,
+        "cpu_ms_per_branch": {
+            **{role: cpu[role]["ms_per_unit"] for role in (*system, "http_workers")},
+            "system_under_test": round(sum(cpu[role]["ms_per_unit"] for role in system), 3),
+        },
+        "other_cores": cpu["machine"]["other_cores"],
+        "api_pids": cpu["api"]["pids"],
     }
 
 
@@ -145,15 +148,7 @@ def main() -> int:
         for width in args.widths:
             chord_seconds = bare_chord(floor_url, width, Path(logdir))
             profilers = start_profilers(topology, f"s3-{width}") if args.profile else []
-            meter = CpuMeter(topology.roles)
-            meter.start()
-            ours = fan_out(topology, width)
-            meter.stop()
-            cpu = meter.report(width)
-            ours["cpu_ms_per_branch"] = {
-                role: cpu[role]["ms_per_unit"] for role in (*topology.roles, "driver", "total")
-            }
-            ours["other_cores"] = cpu["machine"]["other_cores"]
+            ours = fan_out(topology, width, Path(logdir))
             if profilers:
                 ours["profiles"] = stop_profilers(profilers)  # type: ignore[assignment]
             results.append(

@@ -105,12 +105,17 @@ def park_jobs(topology: Topology, n: int, *, lanes: int = 32, time_limit: float 
 # -- HTTP workers ---------------------------------------------------------------------------------------------
 
 
-def start_http_workers(topology: Topology, logdir: Path, count: int, stats_path: Path) -> Service:
+def start_http_workers(
+    topology: Topology, logdir: Path, count: int, stats_path: Path, types: str = "", prefix: str = "", result: str = ""
+) -> Service:
     """The HTTP-worker process (`bench.http_workers`), registered and polling when this returns."""
     from bench.procs import service_env
 
     args = [str(BIN / "python"), "-m", "bench.http_workers", "--base", topology.base, "--count", str(count),
             "--stats", str(stats_path), "--time-limit", "900"]  # fmt: skip
+    args += ["--types", types] if types else []
+    args += ["--prefix", prefix] if prefix else []
+    args += ["--result", result] if result else []
     service = Service("http_workers", args, service_env(), logdir)
 
     def ready() -> bool:

@@ -306,6 +306,10 @@ class StorageBackend(ABC):
     def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:
         """The record of one branch of a fan-out (its task, current attempt), or None."""
 
+    def branch_and_job(self, job_id: str, branch_id: str) -> tuple[dict[str, Any] | None, Job | None]:
+        """`branch(job_id, branch_id)` and `get_job(job_id)`, read together (one round trip where it counts)."""
+        return self.branch(job_id, branch_id), self.get_job(job_id)
+
     @abstractmethod
     def branch_records(self, job_id: str) -> dict[str, dict[str, Any]]:
         """Every branch record of a fan-out (branch id -> record)."""

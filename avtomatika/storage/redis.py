@@ -48,6 +48,10 @@ def sync_client(source: Any, **overrides: Any) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError('Redis support needs: pip install "avtomatika[redis]"') from exc
     options: dict[str, Any] = {
+        # Named here, redis-py does not look its own version up in the installed packages' metadata for each
+        # new connection (~10 ms each under gevent, most of an API process's first requests).
+        "lib_name": "redis-py",
+        "lib_version": getattr(redis, "__version__", "unknown"),
         "socket_timeout": 10,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
@@ -541,6 +545,14 @@ class RedisStorage(StorageBackend):
     def branch(self, job_id: str, branch_id: str) -> dict[str, Any] | None:
         found = self.client.hget(self.key("branches", job_id), branch_id)
         return None if found is None else dict(loads(found))
+
+    def branch_and_job(self, job_id: str, branch_id: str) -> tuple[dict[str, Any] | None, Job | None]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.key("branches", job_id), branch_id)
+        pipe.hmget(self.job_key(job_id), ["seq", "doc"])
+        found, (seq, doc) = pipe.execute()
+        record = None if found is None else dict(loads(found))
+        return record, None if doc is None else unpack_job(doc, job_id, int(seq))
 
     def branch_records(self, job_id: str) -> dict[str, dict[str, Any]]:
         return {_text(k): loads(v) for k, v in self.client.hgetall(self.key("branches", job_id)).items()}
