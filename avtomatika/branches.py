@@ -83,12 +83,18 @@ class BranchEvents:
         retry: dict[str, Any] | None = None
         entry: QueueEntry | None = None
         lease: Lease | None = None
+        message: tuple[str, str] | None = None
         if final is None:
             retry = dict(next_attempt(record, time.time()))  # type: ignore[arg-type]
             retry["task_id"] = f"{branch_id}~{retry['attempt']}"
             if record.get("native"):
                 deadline = retry["dispatched_at"] + retry["timeout"]
                 lease = Lease(retry["task_id"], job["id"], NATIVE_WORKER, deadline, retry["task_type"])
+                # Redis mode: the retry's Celery message is pushed by the script that records this attempt,
+                # so it exists if and only if the new lease does (as for a single native task)
+                message = self.core.scheduler.native_message(
+                    job["id"], retry["task_id"], retry["task_type"], retry["params"]
+                )
             else:
                 entry = QueueEntry(
                     retry["task_type"],
@@ -100,16 +106,16 @@ class BranchEvents:
                 )
                 retry["member"], retry["queue"] = entry.member, entry.queue
         verdict, done, parked = self.storage.record_branch(
-            job["id"], branch_id, task_id, worker_id, answer, final, retry, entry, lease
+            job["id"], branch_id, task_id, worker_id, answer, final, retry, entry, lease, message
         )
         if verdict != "ok":
             return None
         self._emit(job, record, branch_id, worker_id, result, answer, final)
         if retry is not None:
-            if lease is not None:
-                self.core.scheduler.run_native_task(job["id"], retry["task_id"], retry["task_type"], retry["params"])
-            else:
+            if lease is None:
                 self.core.dispatcher.wake_for(retry["task_type"], retry["requirements"], retry["strategy"])
+            elif message is None:  # no broker (embedded): sent after the commit
+                self.core.scheduler.run_native_task(job["id"], retry["task_id"], retry["task_type"], retry["params"])
             return BRANCH_ACCEPTED
         self.complete(job["id"], branch_id, final, parked)  # type: ignore[arg-type]
         wait = wait_of(job, "branches") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -50,8 +51,9 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def embedded() -> Iterator[Orchestrator]:
+@contextmanager
+def embedded_orchestrator(poll_timeout: int = 2) -> Iterator[Orchestrator]:
+    """The suite app embedded in this process (MemoryStorage, cheroot, the step pool) on a free port."""
     from avtomatika.config import Config
     from tests.services import GLOBAL_WORKER_TOKEN, ROOT
 
@@ -60,7 +62,7 @@ def embedded() -> Iterator[Orchestrator]:
             "CLIENTS_CONFIG_PATH": str(ROOT / "tests/apps/clients.toml"),
             "WORKERS_CONFIG_PATH": str(ROOT / "tests/apps/workers.toml"),
             "GLOBAL_WORKER_TOKEN": GLOBAL_WORKER_TOKEN,
-            "WORKER_POLL_TIMEOUT_SECONDS": "2",
+            "WORKER_POLL_TIMEOUT_SECONDS": str(poll_timeout),
         }
     )
     config.API_HOST, config.API_PORT, config.CLIENT_TOKEN = "127.0.0.1", 0, "y" * 32
@@ -73,9 +75,22 @@ def embedded() -> Iterator[Orchestrator]:
         runner.stop()
 
 
+def redis_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of the session's Redis-mode processes (the suite app on Redis database 1)."""
+    return service_env(
+        AVTOMATIKA_APP="tests.apps.suite_app:engine", REDIS_URL=redis_url + "/1", CLIENT_TOKEN="x" * 32, **extra
+    )
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[Orchestrator]:
+    with embedded_orchestrator() as orchestrator:
+        yield orchestrator
+
+
 @pytest.fixture(scope="session")
 def redis_mode(redis_url: str) -> Iterator[Orchestrator]:
-    env = service_env(AVTOMATIKA_APP="tests.apps.suite_app:engine", REDIS_URL=redis_url + "/1", CLIENT_TOKEN="x" * 32)
+    env = redis_env(redis_url)
     worker = start_celery_worker(env)
     api, base = start_api(env)
     try:

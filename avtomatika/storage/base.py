@@ -334,10 +334,12 @@ class StorageBackend(ABC):
         next_attempt: dict[str, Any] | None = None,
         enqueue: QueueEntry | None = None,
         native_lease: Lease | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> tuple[str, int, str]:
         """Atomically: check that `worker_id` holds the lease of `task_id` and that the branch still runs
         that attempt; end the lease (remembering `answer`); then record the final `result`, or store
-        `next_attempt` (queued with `enqueue`, or leased to Celery with `native_lease`).
+        `next_attempt` (queued with `enqueue`, or leased to Celery with `native_lease` and, in Redis mode,
+        its Celery message `publish` = (list key, message) pushed in the same step).
 
         Returns (verdict "ok" / "lease" / "stale", branches done, the parked chord context or ""); a returned
         context is taken (deleted): its caller completes the chord member.

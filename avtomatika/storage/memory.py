@@ -578,7 +578,10 @@ class MemoryStorage(StorageBackend):
         next_attempt: dict[str, Any] | None = None,
         enqueue: QueueEntry | None = None,
         native_lease: Lease | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> tuple[str, int, str]:
+        if publish is not None:
+            raise NotImplementedError("MemoryStorage cannot publish broker messages")
         with self._lock:
             lease = self._leases.get(task_id)
             if lease is None or lease.worker_id != worker_id:

@@ -574,6 +574,7 @@ class RedisStorage(StorageBackend):
         next_attempt: dict[str, Any] | None = None,
         enqueue: QueueEntry | None = None,
         native_lease: Lease | None = None,
+        publish: tuple[str, str] | None = None,
     ) -> tuple[str, int, str]:
         queued = ["", "", "", "", ""]
         if enqueue is not None:
@@ -594,6 +595,7 @@ class RedisStorage(StorageBackend):
                 "" if next_attempt is None else dumps(next_attempt),
                 *queued,
                 *leased,
+                *(publish if publish is not None else ("", "")),
             ]
         )
         return _text(found[0]), int(found[1]), _text(found[2])

@@ -11,7 +11,7 @@ import time
 from avtomatika import OrchestratorEngine, StateMachineBlueprint
 from avtomatika.config import Config
 from avtomatika.storage import MemoryStorage
-from avtomatika.stream import JOB_ENDS, STATE_FINISHED, Event
+from avtomatika.stream import JOB_ENDS, STATE_FINISHED, TASK_FINISHED, TASK_RETRY, Event
 from blueprints.approval import moderation, strict
 from blueprints.children import build, release, test_suite
 from blueprints.conditional import conditional
@@ -195,13 +195,16 @@ native_fan = StateMachineBlueprint("native_fan", api_version="v1", api_endpoint=
 
 @native_fan.handler_for("start", is_start=True)
 def fan_out_natively(initial_data, actions):
-    actions.dispatch_parallel([{"type": "double", "params": {"value": v}} for v in initial_data["values"]], "sum_up")
+    """Branches of native `double` (one per value) and of native `edgy` (one per params in `edgy`)."""
+    doubles = [{"type": "double", "params": {"value": v}} for v in initial_data["values"]]
+    actions.dispatch_parallel(doubles + [{"type": "edgy", "params": p} for p in initial_data.get("edgy", [])], "sum_up")
 
 
 @native_fan.aggregator_for("sum_up")
 def sum_up(aggregation_results, state_history, actions):
     outcomes = aggregation_results.values()
-    state_history["doubled"] = sorted(r["data"]["doubled"] for r in outcomes if r["status"] == "success")
+    state_history["doubled"] = sorted(r["data"]["doubled"] for r in outcomes if "doubled" in r["data"])
+    state_history["edgy"] = sorted(r["data"]["attempt"] for r in outcomes if r["task_type"] == "edgy")
     state_history["errors"] = sorted(r["error"]["code"] for r in outcomes if r["status"] == "failure")
     actions.transition_to("finished")
 
@@ -315,7 +318,8 @@ class CommitProbe:
     """Test-only event-stream subscriber (enabled by env vars in worker processes): logs every committed state
     and job end to `AVTOMATIKA_TEST_COMMIT_LOG`, one line per event from any process, so crash tests count
     what was applied; with `AVTOMATIKA_TEST_HANG_AFTER=<state>` it blocks after that state's commit (before
-    the Celery ack) so a test can kill -9 the worker there."""
+    the Celery ack) so a test can kill -9 the worker there; with `AVTOMATIKA_TEST_HANG_AFTER=task_retry` it
+    blocks after the commit that retries a task attempt (before anything that follows that commit)."""
 
     def __init__(self, log: str, hang_after: str) -> None:
         self.log = log
@@ -327,7 +331,10 @@ class CommitProbe:
 
     def handle(self, event: Event) -> None:
         job_id = getattr(event, "job_id", None)
-        if event.kind == STATE_FINISHED:
+        if event.kind == TASK_RETRY and self.hang_after == TASK_RETRY:
+            self._write(f"{job_id} hung {TASK_RETRY} {os.getpid()}")
+            time.sleep(3600)
+        elif event.kind == STATE_FINISHED:
             self._write(f"{job_id} state {event.state} {os.getpid()}")
             if event.state == self.hang_after:
                 self._write(f"{job_id} hung {event.state} {os.getpid()}")
@@ -350,9 +357,11 @@ def build_engine(storage=None, config=None) -> OrchestratorEngine:
     built.task_type("sleepy")(sleepy)
     built.task_type("edgy")(edgy)
     if os.environ.get("AVTOMATIKA_TEST_COMMIT_LOG"):
+        hang_after = os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", "")
+        retries = [TASK_FINISHED, TASK_RETRY] if hang_after == TASK_RETRY else []  # task events need both
         built.stream.subscribe(
-            CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], os.environ.get("AVTOMATIKA_TEST_HANG_AFTER", "")),
-            kinds=[STATE_FINISHED, *JOB_ENDS.values()],
+            CommitProbe(os.environ["AVTOMATIKA_TEST_COMMIT_LOG"], hang_after),
+            kinds=[STATE_FINISHED, *JOB_ENDS.values(), *retries],
         )
     return built
 

@@ -117,6 +117,21 @@ def test_native_branches_run_on_celery(orchestrator):
     assert done["state_history"]["errors"] == ["INVALID_INPUT_ERROR"]
 
 
+def test_a_native_branch_that_crashes_is_retried(orchestrator, tmp_path):
+    """An unexpected exception in a native branch is a transient error: the branch runs again (attempt 2, a
+    new task id) and the aggregator gets its second outcome. Redis mode: the retry's Celery message is pushed
+    by the script that records attempt 1; embedded: the step pool runs it after that commit."""
+    log = tmp_path / "attempts.log"
+    edgy = [{"mode": "crash_once", "log": str(log)}, {"mode": "ids"}]
+    job_id = orchestrator.create("/api/v1/jobs/native_fan", {"values": [5], "edgy": edgy})
+    done = orchestrator.wait(job_id, timeout=30)
+    assert done["status"] == "finished", done
+    assert done["state_history"]["doubled"] == [10] and done["state_history"]["errors"] == []
+    assert done["state_history"]["edgy"] == [1, 2]  # `ids` on its first attempt, `crash_once` on its second
+    task_ids, attempts = zip(*(line.split() for line in log.read_text().splitlines()), strict=True)
+    assert attempts == ("1", "2") and task_ids[0] != task_ids[1]
+
+
 def test_the_sweep_runs_a_fan_in_that_never_fired(orchestrator, engine):
     """All branch outcomes recorded but no fan-in (a crash right after the last one): the sweep runs it once."""
     import time

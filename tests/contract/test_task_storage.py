@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
-from avtomatika.ops import EndLease, Enqueue, HoldsLease, JobChanges, Withdraw
-from avtomatika.tasks import QueueEntry, capabilities
+import pytest
+
+from avtomatika.ops import EndLease, Enqueue, GrantLease, HoldsLease, JobChanges, StoreBranches, Withdraw
+from avtomatika.tasks import NATIVE_WORKER, Lease, QueueEntry, capabilities
 from tests.contract.test_storage import a_job, race, storage  # noqa: F401 - the backend fixture
 
 CPU = capabilities({"worker_id": "cpu"})
@@ -143,3 +145,34 @@ def test_poll_entries_of_a_crashed_api_process_are_purged(storage):  # noqa: F81
     storage.set_poller("alive|p2", ["purge-t"], now + 60)
     assert storage.purge_expired(now) >= 1
     assert storage.pollers("purge-t", 0) == ["alive|p2"]
+
+
+def test_a_native_branch_retry_is_published_with_its_lease(storage, request):  # noqa: F811
+    """Redis mode: the retry's Celery message is pushed by the script that records the failed attempt (it
+    exists if and only if the new lease does); a refused record pushes nothing. Memory cannot publish."""
+    job = a_job()
+    storage.create_job(job)
+    first = Lease("b1~1", job["id"], NATIVE_WORKER, time.time() + 60, "n")
+    changes = JobChanges([StoreBranches(job["id"], {"b1": {"task_id": "b1~1", "native": True}}), GrantLease(first)])
+    assert storage.commit_job_changes(job, 0, changes) == "ok"
+    retry = Lease("b1~2", job["id"], NATIVE_WORKER, time.time() + 60, "n")
+    record = {"task_id": "b1~2", "native": True, "attempt": 2}
+    if "memory" in request.node.callspec.id:
+        with pytest.raises(NotImplementedError):
+            storage.record_branch(job["id"], "b1", "b1~1", NATIVE_WORKER, "a", None, record, None, retry, ("q", "m"))
+        return
+    queue = f"{storage.prefix}:test-native-queue"  # a Celery queue stands outside the prefix; flushed here
+    nan = Lease("b1~2", job["id"], NATIVE_WORKER, float("nan"), "n")
+    refused = [  # not the lease holder; a stale attempt; a deadline storage cannot hold
+        ("someone", "b1~1", retry, "lease"),
+        (NATIVE_WORKER, "b1~0", retry, "lease"),
+        (NATIVE_WORKER, "b1~1", nan, "invalid"),
+    ]
+    for worker, task_id, lease, verdict in refused:
+        found = storage.record_branch(job["id"], "b1", task_id, worker, "a", None, record, None, lease, (queue, "m"))
+        assert found[0] == verdict
+    assert storage.client.llen(queue) == 0 and storage.get_lease("b1~2") is None
+    found = storage.record_branch(job["id"], "b1", "b1~1", NATIVE_WORKER, "a", None, record, None, retry, (queue, "m"))
+    assert found[0] == "ok"
+    assert storage.client.lrange(queue, 0, -1) == [b"m"]
+    assert storage.get_lease("b1~2") is not None and storage.get_lease("b1~1") is None

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tests.composition.test_fanout import thumbnail
-from tests.resilience.test_worker_crash import _runs, isolated  # noqa: F401 - the fixture
+from tests.resilience.test_worker_crash import _commits, _runs, isolated  # noqa: F401 - the fixture
 from tests.services import service_env, start_api, wait_until
 from tests.workers.http_worker import HttpWorker, unique
 
@@ -62,6 +62,25 @@ def test_a_celery_worker_killed_during_the_fan_in_neither_loses_nor_duplicates_i
     assert done["current_state"] == "finished"
     runs = _runs(log)
     assert len(runs) == 2 and runs[0] != runs[1]  # re-run by the rescuer; its commit is the only one
+
+
+def test_a_worker_killed_right_after_a_native_branch_retry_commit_loses_nothing(isolated, tmp_path):  # noqa: F811
+    """kill -9 the Celery worker right after the commit that retries a native branch (the commit probe hangs
+    there, before anything that follows the commit): the retry's Celery message was pushed by that commit,
+    so another worker runs attempt 2 at once. Were it sent after the commit, the branch would wait for its
+    lease's hard deadline (`WORKER_TIMEOUT_SECONDS`, 300 s) before the sweep retried it."""
+    orchestrator, worker, _ = isolated
+    commits, log = tmp_path / "commits.log", tmp_path / "attempts.log"
+    doomed = worker(name="hangs", concurrency=1, hang_after="task_retry")
+    edgy = [{"mode": "crash_once", "log": str(log)}]
+    job_id = orchestrator.create("/api/v1/jobs/native_fan", {"values": [3], "edgy": edgy})
+    wait_until(lambda: "hung task_retry" in _commits(commits, job_id), 30, what="the commit retrying the branch")
+    doomed.kill()
+    worker(name="rescuer", concurrency=1)
+    done = orchestrator.wait(job_id, timeout=60)
+    assert done["status"] == "finished", done
+    assert done["state_history"]["edgy"] == [2] and done["state_history"]["doubled"] == [6]
+    assert [line.split()[1] for line in log.read_text().splitlines()] == ["1", "2"]  # attempt 1 did not run again
 
 
 def test_branch_results_through_two_api_processes_lose_nothing(isolated):  # noqa: F811

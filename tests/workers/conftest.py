@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.apps import suite_app
-from tests.services import GLOBAL_WORKER_TOKEN
+from tests.conftest import Orchestrator, embedded_orchestrator, redis_env
+from tests.services import GLOBAL_WORKER_TOKEN, start_api
+from tests.workers.support import LONG_POLL_TIMEOUT
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +59,22 @@ def engine(orchestrator, request: pytest.FixtureRequest) -> object:
     if orchestrator.mode == "embedded":
         return _embedded_engine(orchestrator.base)
     return request.getfixturevalue("redis_engine")
+
+
+# -- orchestrators holding long-polls for LONG_POLL_TIMEOUT (tests of which blocked poll a dispatch wakes) --
+
+
+@pytest.fixture(scope="session")
+def long_poll_embedded() -> Iterator[Orchestrator]:
+    with embedded_orchestrator(poll_timeout=LONG_POLL_TIMEOUT) as orchestrator:
+        yield orchestrator
+
+
+@pytest.fixture(scope="session")
+def long_poll_redis(redis_url: str, redis_mode: Orchestrator) -> Iterator[Orchestrator]:
+    """A second API process on the session's Redis database; the session's Celery worker runs its steps."""
+    api, base = start_api(redis_env(redis_url, WORKER_POLL_TIMEOUT_SECONDS=str(LONG_POLL_TIMEOUT)))
+    try:
+        yield Orchestrator("redis", base, redis_mode.step_log)
+    finally:
+        api.stop()

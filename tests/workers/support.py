@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 import httpx
@@ -15,7 +16,9 @@ from tests.apps import suite_app
 from tests.services import wait_until
 from tests.workers.http_worker import HttpWorker, unique
 
-POLL_TIMEOUT = 2.0  # WORKER_POLL_TIMEOUT_SECONDS of every orchestrator in the tests
+POLL_TIMEOUT = 2.0  # WORKER_POLL_TIMEOUT_SECONDS of the session's orchestrators (`orchestrator`)
+A100 = {"gpu_info": {"model": "NVIDIA A100-SXM4", "vram_gb": 80}}  # resources of a worker with a big GPU
+LONG_POLL_TIMEOUT = 10  # that of the `long_poll_*` orchestrators (tests of which blocked poll a dispatch wakes)
 
 
 def is_json_error(answer: Any, status: int) -> dict[str, Any]:
@@ -86,27 +89,47 @@ def raw_poll(w: HttpWorker) -> tuple[int, dict[str, Any] | None, float]:
 class PollGroup:
     """Workers long-polling in threads at the same moment, to see whose blocked poll a dispatch wakes.
 
-    `arm()` makes sure each worker has a poll that is blocked on the server (it is among the storage's
-    pollers) with at least `MARGIN` seconds left, so no poll times out while a dispatch is being decided.
+    Use it with an orchestrator holding polls for `LONG_POLL_TIMEOUT` (the `long_poll_*` fixtures): `arm()`
+    makes sure each worker has a poll blocked on the server (among the storage's pollers) with at least
+    `MARGIN` seconds left, so on a loaded machine a dispatch has seconds to be decided before any poll
+    times out. `woken()` waits for the woken poll until the first poll would time out. The polls that stay
+    blocked are not waited for: `close()` checks that none of them got a task and leaves each to end at its
+    timeout in its own daemon thread (their task types are the test's own, so nothing else wakes them).
     """
 
-    MARGIN = 0.9
+    MARGIN = 6.0
 
-    def __init__(self, workers: list[HttpWorker], storage: Any, task_type: str) -> None:
+    def __init__(
+        self, workers: list[HttpWorker], storage: Any, task_type: str, poll_timeout: float = LONG_POLL_TIMEOUT
+    ) -> None:
         self.workers = {w.worker_id: w for w in workers}
         self.storage = storage
         self.task_type = task_type
-        self.pool = ThreadPoolExecutor(len(workers))
-        self.polls: dict[str, tuple[Future, float]] = {}
+        self.poll_timeout = poll_timeout
+        self.polls: dict[str, tuple[Future, float]] = {}  # worker id -> (its open poll, monotonic start)
 
     def _start(self, worker_id: str) -> None:
-        self.polls[worker_id] = (self.pool.submit(raw_poll, self.workers[worker_id]), time.monotonic())
+        w, future = self.workers[worker_id], Future()
+
+        def poll() -> None:
+            # A client of its own: the worker's client is closed after the test, maybe before this poll ends.
+            headers = {"X-Worker-Token": w.token}
+            try:
+                with httpx.Client(base_url=w.base, headers=headers, timeout=self.poll_timeout + 30) as http:
+                    answer = http.get(f"/_worker/workers/{worker_id}/tasks/next")
+                task = answer.json() if answer.status_code == 200 else None
+                future.set_result((answer.status_code, task, time.monotonic()))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever looks at the future
+                future.set_exception(exc)
+
+        self.polls[worker_id] = (future, time.monotonic())
+        threading.Thread(target=poll, name=f"poll-{worker_id}", daemon=True).start()
 
     def arm(self) -> None:
         for worker_id in self.workers:
             poll = self.polls.get(worker_id)
-            if poll is not None and not poll[0].done() and time.monotonic() - poll[1] > POLL_TIMEOUT - self.MARGIN:
-                status, task, _ = poll[0].result(timeout=POLL_TIMEOUT + 5)
+            if poll is not None and not poll[0].done() and time.monotonic() - poll[1] > self.poll_timeout - self.MARGIN:
+                status, task, _ = poll[0].result(timeout=self.poll_timeout + 30)  # too little left: let it end
                 assert status == 204, f"{worker_id} got a task it was not woken for: {task}"
             poll = self.polls.get(worker_id)
             if poll is None or poll[0].done():
@@ -115,32 +138,41 @@ class PollGroup:
             lambda: (
                 {p.partition("|")[0] for p in self.storage.pollers(self.task_type, time.time())} >= set(self.workers)
             ),
-            5,
+            10,
             0.005,
             what="every worker to block in its long-poll",
         )
 
-    def woken(self, timeout: float = POLL_TIMEOUT - MARGIN) -> tuple[str, dict[str, Any], float]:
-        """The one worker whose poll returned a task: (worker id, task, monotonic time it returned)."""
+    def woken(self) -> tuple[str, dict[str, Any], float]:
+        """The one worker whose poll a dispatch woke: (worker id, task, monotonic time it returned).
+
+        Waits until the first open poll would time out. The winner must have returned before its own poll's
+        timeout (a poll that is not woken claims a waiting task only when its timeout is up)."""
         pending = {future: worker_id for worker_id, (future, _) in self.polls.items()}
-        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-        assert done, f"no blocked poll was woken within {timeout}s"
+        first_timeout = min(started for _, started in self.polls.values()) + self.poll_timeout
+        done, _ = wait(pending, timeout=max(first_timeout - time.monotonic(), 0), return_when=FIRST_COMPLETED)
+        assert done, f"no blocked poll was woken within the poll timeout ({self.poll_timeout}s)"
         results = {pending[f]: f.result() for f in done}
         winners = {worker_id: r for worker_id, r in results.items() if r[0] == 200}
-        assert len(winners) == 1, results
-        for worker_id in results:
-            del self.polls[worker_id]
+        assert len(winners) == 1, f"one poll must be woken with the task, and none time out first: {results}"
         ((worker_id, (_, task, returned)),) = winners.items()
+        assert returned - self.polls[worker_id][1] < self.poll_timeout, "it got the task when its poll timed out"
+        for done_id in results:
+            del self.polls[done_id]
         return worker_id, task, returned
 
-    def close(self) -> dict[str, int]:
-        """Wait for the remaining polls; returns their status codes."""
-        statuses = {
-            worker_id: future.result(timeout=POLL_TIMEOUT + 5)[0] for worker_id, (future, _) in self.polls.items()
-        }
+    def blocked(self) -> set[str]:
+        """The workers whose polls are still open."""
+        return {worker_id for worker_id, (future, _) in self.polls.items() if not future.done()}
+
+    def close(self) -> None:
+        """Check that no open poll got a task (each still blocks, or ended empty at its timeout); the blocked
+        ones are left to end at their timeout."""
+        for worker_id, (future, _) in self.polls.items():
+            if future.done():
+                status, task, _ = future.result()
+                assert status == 204, f"{worker_id} got a task it was not woken for: {task}"
         self.polls.clear()
-        self.pool.shutdown(wait=True)
-        return statuses
 
 
 def record_of(orchestrator: Any, worker_id: str) -> dict[str, Any] | None:

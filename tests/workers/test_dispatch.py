@@ -1,4 +1,5 @@
-"""Dispatching (SPEC §4): queue order, requirement matching, waking long-polls, strategies, stale leases.
+"""Dispatching (SPEC §4): queue order, requirement matching, stale leases, availability. Which blocked
+long-poll a dispatch wakes (strategies) is in test_wake.py.
 
 Every test runs in both modes (embedded; Redis with gunicorn + a Celery worker process) and uses task types
 of its own, so tasks of other tests are never in its way.
@@ -6,21 +7,18 @@ of its own, so tasks of other tests are never in its way.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.workers.support import (
-    POLL_TIMEOUT,
-    PollGroup,
+    A100,
     create_task_job,
     is_json_error,
     queued_job,
     raw_poll,
     unique,
     view,
-    wait_status,
     worker,
 )
 
@@ -50,7 +48,6 @@ def test_fifo_among_many_equal_priorities(orchestrator):
 
 # -- requirement matching ---------------------------------------------------------------------------------
 
-A100 = {"gpu_info": {"model": "NVIDIA A100-SXM4", "vram_gb": 80}}
 CASES = {
     "gpu_model": (
         {"requirements": {"gpu_info": {"model": "A100"}}},
@@ -116,21 +113,6 @@ def test_tasks_go_only_to_workers_meeting_their_requirements(orchestrator):
         assert view(orchestrator, job_id)["worker_id"] == capable.worker_id
 
 
-def test_incapable_blocked_poll_is_not_served(orchestrator, engine):
-    """A worker without the GPU, blocked in its poll when a task needing one arrives, does not get it."""
-    task_type = unique("gpu")
-    cpu = worker(orchestrator, task_type, resources={"cpu_cores": 8})
-    group = PollGroup([cpu], engine.storage, task_type)
-    group.arm()
-    started = time.monotonic()
-    job_id = create_task_job(orchestrator, task_type, requirements={"gpu_info": {"model": "A100", "vram_gb": 40}})
-    wait_status(orchestrator, job_id, "waiting_for_worker")
-    assert group.close() == {cpu.worker_id: 204}
-    assert time.monotonic() - started >= POLL_TIMEOUT - PollGroup.MARGIN - 0.2  # it ran to its timeout
-    gpu = worker(orchestrator, task_type, resources=A100)
-    assert gpu.poll()["job_id"] == job_id
-
-
 # -- waiting and waking -----------------------------------------------------------------------------------
 
 
@@ -144,126 +126,6 @@ def test_task_waits_until_a_worker_registers(orchestrator):
     assert task is not None and task["job_id"] == job_id
     assert w.result(task, status="success").json() == {"status": "result_accepted_success"}
     assert orchestrator.wait(job_id)["status"] == "finished"
-
-
-def test_blocked_long_poll_is_woken_by_a_new_task(orchestrator, engine):
-    task_type = unique("wake")
-    w = worker(orchestrator, task_type)
-    group = PollGroup([w], engine.storage, task_type)
-    group.arm()
-    created = time.monotonic()
-    job_id = create_task_job(orchestrator, task_type)
-    winner, task, returned = group.woken()
-    group.close()
-    assert winner == w.worker_id and task["job_id"] == job_id
-    # A poll that was not woken would return only when its timeout is up (at least MARGIN later).
-    assert returned - created < POLL_TIMEOUT - PollGroup.MARGIN
-
-
-# -- strategies: which blocked poll is woken --------------------------------------------------------------
-
-
-def _strategy_workers(orchestrator, task_type, records):
-    """Workers with ids sorted as listed (a tie-break by id can then be told apart from a real choice)."""
-    prefix = unique("s")
-    return [worker(orchestrator, task_type, f"{prefix}-{i}", **r) for i, r in enumerate(records)]
-
-
-def _first_woken(orchestrator, engine, workers, task_type, **initial):
-    group = PollGroup(workers, engine.storage, task_type)
-    try:
-        group.arm()
-        job_id = create_task_job(orchestrator, task_type, **initial)
-        winner, task, _ = group.woken()
-        assert task["job_id"] == job_id
-        return winner
-    finally:
-        assert set(group.close().values()) <= {204}
-
-
-@pytest.mark.parametrize(
-    ("strategy", "records", "expected"),
-    [
-        # default: hot cache first, then the cheapest among them; the cheapest overall has no hot cache
-        (
-            "default",
-            [
-                {"cost_per_second": 0.01},
-                {"cost_per_second": 0.5, "hot_cache": "T"},
-                {"cost_per_second": 0.2, "hot_cache": "T"},
-            ],
-            2,
-        ),
-        # default without any hot cache: the cheapest
-        (
-            "default",
-            [{"cost_per_second": 0.3}, {"cost_per_second": 0.1}, {"cost_per_second": 0.2, "hot_cache": ["other"]}],
-            1,
-        ),
-        # cheapest ignores the hot cache
-        (
-            "cheapest",
-            [{"cost_per_second": 0.3, "hot_cache": "T"}, {"cost_per_second": 0.2}, {"cost_per_second": 0.1}],
-            2,
-        ),
-    ],
-    ids=["default-hot-cache", "default-cheapest", "cheapest"],
-)
-def test_strategy_wakes_the_preferred_worker(orchestrator, engine, strategy, records, expected):
-    task_type = unique(strategy)
-    records = [{**r, "hot_cache": ["unrelated", task_type]} if r.get("hot_cache") == "T" else r for r in records]
-    workers = _strategy_workers(orchestrator, task_type, records)
-    assert _first_woken(orchestrator, engine, workers, task_type, strategy=strategy) == workers[expected].worker_id
-
-
-def test_best_value_weighs_cost_by_reputation(orchestrator, engine):
-    task_type = unique("best")
-    # cost / reputation: 0.1/0.05 = 2.0, 0.4/1.0 = 0.4, 0.3/0.5 = 0.6; the cheapest is the worst value
-    workers = _strategy_workers(
-        orchestrator, task_type, [{"cost_per_second": 0.1}, {"cost_per_second": 0.4}, {"cost_per_second": 0.3}]
-    )
-    for w, reputation in zip(workers, [0.05, 1.0, 0.5], strict=True):
-        (record,) = engine.storage.get_workers([w.worker_id])
-        record["reputation"] = reputation  # set by the orchestrator's reputation job, never by the worker
-        engine.storage.save_worker(record, 120, time.time())
-    assert _first_woken(orchestrator, engine, workers, task_type, strategy="best_value") == workers[1].worker_id
-    # with equal reputations best_value is the cheapest
-    task_type = unique("best")
-    workers = _strategy_workers(
-        orchestrator, task_type, [{"cost_per_second": 0.4}, {"cost_per_second": 0.1}, {"cost_per_second": 0.3}]
-    )
-    assert _first_woken(orchestrator, engine, workers, task_type, strategy="best_value") == workers[1].worker_id
-
-
-def test_round_robin_takes_turns(orchestrator, engine):
-    task_type = unique("rr")
-    # the cheapest worker would win every time under default/cheapest
-    workers = _strategy_workers(orchestrator, task_type, [{"cost_per_second": 0.0}, {"cost_per_second": 1}, {}])
-    group = PollGroup(workers, engine.storage, task_type)
-    winners = []
-    try:
-        for _ in range(4):
-            group.arm()
-            create_task_job(orchestrator, task_type, strategy="round_robin")
-            winners.append(group.woken()[0])
-    finally:
-        assert set(group.close().values()) <= {204}
-    assert len(set(winners[:3])) == 3 and winners[3] == winners[0], winners
-
-
-def test_least_connections_prefers_the_worker_holding_fewer_leases(orchestrator, engine):
-    task_type = unique("lc")
-    # the cheapest (and lowest id) worker holds the most leases
-    workers = _strategy_workers(
-        orchestrator, task_type, [{"cost_per_second": 0.0}, {"cost_per_second": 1}, {"cost_per_second": 2}]
-    )
-    for w, leases in zip(workers, [2, 1, 3], strict=True):
-        for _ in range(leases):
-            job_id = queued_job(orchestrator, task_type)
-            assert w.poll()["job_id"] == job_id
-    assert engine.storage.active_tasks([w.worker_id for w in workers]) == [2, 1, 3]
-    winner = _first_woken(orchestrator, engine, workers, task_type, strategy="least_connections")
-    assert winner == workers[1].worker_id
 
 
 # -- leases -----------------------------------------------------------------------------------------------
