@@ -40,8 +40,11 @@ def _embedded_engine(base: str) -> object:
 
     port = int(base.rsplit(":", 1)[1])
     for candidate in gc.get_objects():
-        if isinstance(candidate, EmbeddedRunner) and candidate.port == port:
-            return candidate.engine
+        try:
+            if isinstance(candidate, EmbeddedRunner) and candidate.port == port:
+                return candidate.engine
+        except ReferenceError:  # a dead weak proxy among the objects
+            continue
     raise AssertionError(f"no EmbeddedRunner listens on port {port}")
 
 
