@@ -11,6 +11,7 @@ from typing import Any
 from celery_app.factory import CeleryStepScheduler, create_celery
 from webapi.app import create_app
 
+from .metrics import KINDS as METRIC_KINDS
 from .registry import Registry
 from .runner import CeleryWorkerThread, EmbeddedRunner, StepWorkers
 from .service import Orchestrator
@@ -56,7 +57,7 @@ class Wiring:
             self._service = Orchestrator(self.registry, scheduler, history)
             # completion webhooks, metrics and history subscribe once per engine (a second service would post twice)
             self.registry.stream.subscribe(self._service.webhooks, kinds=JOB_ENDS.values())
-            self.registry.stream.subscribe(self._service.metrics)
+            self.registry.stream.subscribe(self._service.metrics, kinds=METRIC_KINDS)
             if history is not None:
                 self.registry.stream.subscribe(history.writer)
                 history.writer.start()

@@ -381,7 +381,8 @@ class OrchestratorCore:
         self, job: Job, changes: JobChanges, events: list[Pending], terminal: bool, stamped: float
     ) -> list[JobEvent]:
         """The events of a commit that succeeded, in the order they happened (stamped before the write)."""
-        out = [job_event(job, kind, **fields) for kind, fields in events]
+        wants = self.stream.wants
+        out = [job_event(job, kind, **fields) for kind, fields in events if wants(kind)]
         for op in changes.of(CreateJob):
             child = op.job
             out.append(self._created(child, stamped))

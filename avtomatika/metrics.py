@@ -13,6 +13,7 @@ Prometheus import.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import math
@@ -37,6 +38,7 @@ from .stream import (
     TASK_DISPATCHED,
     TASK_FINISHED,
     TASK_TIMEOUT,
+    WORKER_KINDS,
     Event,
     WorkerEvent,
 )
@@ -74,12 +76,21 @@ _ENDINGS = {
     JOB_CANCELLED: "orchestrator_jobs_cancelled_total",
     JOB_QUARANTINED: "orchestrator_jobs_quarantined_total",
 }
+# The event kinds counted (the metrics subscribe to these only, so no other event is built for them).
+KINDS = frozenset(
+    {JOB_CREATED, *_ENDINGS, STATE_FINISHED, STATE_FAILED, TASK_DISPATCHED, TASK_FINISHED, TASK_TIMEOUT, *WORKER_KINDS}
+)
 Labels = tuple[tuple[str, str], ...]
 
 
 def _field(name: str, labels: dict[str, str], part: str = "") -> str:
     """The counter name of one sample (`part`: a bucket's bound, "sum" or "count" of a histogram)."""
-    return json.dumps([name, sorted(labels.items()), part], separators=(",", ":"))
+    return _field_of(name, tuple(sorted(labels.items())), part)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_of(name: str, labels: Labels, part: str) -> str:
+    return json.dumps([name, labels, part], separators=(",", ":"))
 
 
 def _bucket(value: float) -> str:

@@ -138,6 +138,7 @@ class EventStream:
 
     def __init__(self) -> None:
         self._subscribers: tuple[tuple[Callable[[Event], None], frozenset[str] | None], ...] = ()
+        self._wanted: frozenset[str] | None = frozenset()  # the kinds anybody listens to (None: every kind)
         self._lock = threading.Lock()
 
     @property
@@ -147,7 +148,8 @@ class EventStream:
 
     def wants(self, kind: str) -> bool:
         """True when a subscriber listens to events of `kind` (an event that costs a read is built only then)."""
-        return any(kinds is None or kind in kinds for _, kinds in self._subscribers)
+        wanted = self._wanted
+        return wanted is None or kind in wanted
 
     def subscribe(
         self, subscriber: Subscriber | Callable[[Event], None], kinds: Iterable[str] | None = None
@@ -157,13 +159,18 @@ class EventStream:
         call: Callable[[Event], None] = subscriber.handle if isinstance(subscriber, Subscriber) else subscriber
         entry = (call, frozenset(kinds) if kinds is not None else None)
         with self._lock:
-            self._subscribers = (*self._subscribers, entry)
+            self._set((*self._subscribers, entry))
 
         def unsubscribe() -> None:
             with self._lock:
-                self._subscribers = tuple(s for s in self._subscribers if s is not entry)
+                self._set(tuple(s for s in self._subscribers if s is not entry))
 
         return unsubscribe
+
+    def _set(self, subscribers: tuple[tuple[Callable[[Event], None], frozenset[str] | None], ...]) -> None:
+        kinds = [k for _, k in subscribers]
+        self._wanted = None if None in kinds else frozenset().union(*kinds)  # type: ignore[arg-type]
+        self._subscribers = subscribers
 
     def emit(self, events: Iterable[Event]) -> None:
         """Give each event to every subscriber that wants it; a failing subscriber is logged and skipped."""
