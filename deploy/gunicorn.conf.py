@@ -17,6 +17,7 @@
 
 import os
 import shutil
+import sys
 
 bind = f"{os.environ.get('API_HOST', '0.0.0.0')}:{os.environ.get('API_PORT', '8080')}"
 worker_class = "gevent"
@@ -42,7 +43,21 @@ _multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
 def on_starting(server):
-    """Master start: a clean multiprocess metrics directory (stale files would double-count)."""
+    """Master start: the settings and Redis checked once, before any worker boots (one line and exit 2, as the
+    `avtomatika` command; each failing worker would otherwise print the same error and gunicorn its own
+    traceback), and a clean multiprocess metrics directory (stale files would double-count)."""
+    from avtomatika.config import Config
+    from avtomatika.errors import ConfigError
+    from avtomatika.storage.redis import unreachable
+
+    try:
+        url = Config().redis_url  # an app that sets Redis in code is checked by each worker (webapi.wsgi)
+        problem = unreachable(url) if url else ""
+    except ConfigError as exc:
+        problem = str(exc)
+    if problem:
+        print(f"avtomatika: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     if _multiproc_dir:
         shutil.rmtree(_multiproc_dir, ignore_errors=True)
         os.makedirs(_multiproc_dir, exist_ok=True)

@@ -37,6 +37,23 @@ _CONNECTION_SETTINGS = (
 )
 
 
+def unreachable(url: str, client: Any = None) -> str:
+    """An empty string when the Redis at `url` (through `client`, or a short-lived one) answers a PING, else one
+    line saying where it is not reachable and why, with any password masked."""
+    import redis
+
+    probe = client or sync_client(url, socket_timeout=1.5, socket_connect_timeout=1.5, max_connections=1)
+    try:
+        probe.ping()
+    except redis.RedisError as exc:
+        where = re.sub(r"//[^@/]*@", "//***@", url)
+        return f"cannot reach Redis at {where}: {exc}"
+    finally:
+        if client is None:
+            probe.close()
+    return ""
+
+
 def sync_client(source: Any, **overrides: Any) -> Any:
     """A synchronous bytes-mode `redis.Redis` from a URL, a `redis.Redis` or a `redis.asyncio.Redis`.
 
@@ -121,14 +138,7 @@ class RedisStorage(StorageBackend):
 
     def unreachable(self) -> str:
         """An empty string when Redis answers a PING, else one line saying where it is not reachable and why."""
-        import redis
-
-        try:
-            self.health.ping()
-        except redis.RedisError as exc:
-            where = re.sub(r"//[^@/]*@", "//***@", self.url)
-            return f"cannot reach Redis at {where}: {exc}"
-        return ""
+        return unreachable(self.url, self.health)
 
     def key(self, name: str, part: str | None = None) -> str:
         """A key under this storage's prefix (names: `keys.SINGLE`, `keys.PER_ID`)."""

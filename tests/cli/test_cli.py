@@ -245,5 +245,39 @@ def test_gunicorn_with_an_unreachable_redis_names_it():
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0  # gunicorn's "worker failed to boot" (3, or 1 when two workers race to halt it)
-    assert f"avtomatika.errors.ConfigError: cannot reach Redis at redis://127.0.0.1:{port}/0" in result.stderr
+    assert result.returncode == 2, result.stderr  # checked by the master before any worker boots
+    assert f"avtomatika: cannot reach Redis at redis://127.0.0.1:{port}/0" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert [line for line in result.stderr.splitlines() if "avtomatika:" in line] == [
+        f"avtomatika: cannot reach Redis at redis://127.0.0.1:{port}/0: Error 111 connecting to 127.0.0.1:{port}. "
+        "Connection refused."
+    ]
+    assert "Booting worker" not in result.stderr
+
+
+def test_gunicorn_without_the_config_file_fails_a_worker_with_one_line():
+    """Without `deploy/gunicorn.conf.py` the worker finds it (`webapi.wsgi`): one line, exit 3, no traceback."""
+    port = free_port()
+    env = service_env(AVTOMATIKA_APP="blueprints.demo:engine", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    result = subprocess.run(
+        [
+            str(BIN / "gunicorn"),
+            "--no-control-socket",
+            "-w",
+            "1",
+            "-k",
+            "gevent",
+            "-b",
+            f"127.0.0.1:{free_port()}",
+            "webapi.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr  # gunicorn's "worker failed to boot"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"avtomatika: cannot reach Redis at redis://127.0.0.1:{port}/0" in result.stderr
+    assert "Reason: Worker failed to boot." in result.stderr
