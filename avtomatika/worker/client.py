@@ -25,6 +25,7 @@ from .errors import (
 )
 
 TOKEN_HEADER = "X-Worker-Token"
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context, as the task payload's `tracing_context` holds it
 
 
 class OrchestratorClient:
@@ -85,13 +86,16 @@ class OrchestratorClient:
             raise WorkerUnknown(f"orchestrator does not know worker {self.worker_id!r}", url=response_base(response))
         return self._answer(response)
 
-    async def send_result(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST /_worker/tasks/result``.
+    async def send_result(self, body: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``POST /_worker/tasks/result``; `trace` is the task's ``tracing_context``, sent as the W3C
+        ``traceparent``/``tracestate`` headers so the result request is part of the job's trace.
 
         Raises:
             StaleResult: 409, the lease moved on; the result must not be sent again.
         """
-        response = await self._request("POST", "/_worker/tasks/result", json=dict(body))
+        context = trace if isinstance(trace, Mapping) else {}
+        headers = {k: v for k, v in context.items() if k in TRACE_HEADERS and isinstance(v, str)}
+        response = await self._request("POST", "/_worker/tasks/result", json=dict(body), headers=headers)
         if response.status_code == 409:
             raise StaleResult(
                 f"result for task {body.get('task_id')!r} refused as stale: {error_text(response)}",
@@ -107,11 +111,12 @@ class OrchestratorClient:
         *,
         json: dict[str, Any] | None = None,
         timeout: httpx.Timeout | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         base = self.urls.current
         try:
             response = await self.http.request(
-                method, base + path, json=json, timeout=timeout or httpx.Timeout(self.http_timeout)
+                method, base + path, json=json, headers=headers, timeout=timeout or httpx.Timeout(self.http_timeout)
             )
         except httpx.TransportError as exc:
             raise self._unavailable(f"{method} {path} on {base}: {type(exc).__name__}: {exc}", base) from exc

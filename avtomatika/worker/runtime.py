@@ -398,7 +398,7 @@ class WorkerRuntime:
         failures = 0
         while True:
             try:
-                await self.client.send_result(body)
+                await self.client.send_result(body, task.tracing_context)
             except StaleResult:
                 logger.warning("result of task %s refused as stale (409): the lease moved on; dropped", task.task_id)
                 return

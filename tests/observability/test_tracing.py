@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import Orchestrator
 from tests.services import (
     BIN,
+    GLOBAL_WORKER_TOKEN,
     Process,
     free_port,
     service_env,
@@ -91,6 +92,43 @@ def test_one_trace_per_job_across_api_and_celery_processes(traced) -> None:
     # every span hangs off another span of the same trace: nothing started a trace of its own
     ids = {s["context"]["span_id"] for s in spans}
     assert all(s["parent_id"] in ids for s in spans if s is not created[0]), names
+
+
+@pytest.mark.redis
+def test_an_sdk_worker_sends_its_result_request_in_the_jobs_trace(traced) -> None:
+    """The SDK sends the task's `traceparent` with its result: the result request's server span (the Flask
+    instrumentation's) is in the job's trace, under the worker task's context, not the root of a trace of its own."""
+    orchestrator, path, processes = traced
+    task_type = unique("sdktraced")
+    env = service_env(
+        TRACED_TASK_TYPE=task_type,
+        AVTOMATIKA_ORCHESTRATOR_URL=orchestrator.base,
+        AVTOMATIKA_WORKER_TOKEN=GLOBAL_WORKER_TOKEN,
+    )
+    sdk = Process([str(BIN / "avtomatika"), "worker", "tests.observability.traced_worker:worker"], env, "traced-sdk")
+    try:
+        job_id = orchestrator.create("/api/v1/jobs/tasks", {"task_type": task_type})
+        try:
+            assert orchestrator.wait(job_id, timeout=30)["status"] == "finished"
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nthe SDK worker said:\n{sdk.output()}") from None
+
+        def result_request() -> list[dict]:
+            spans = read_spans(path)
+            results = [s for s in spans if s["name"] == "avtomatika.result" and s["attributes"].get("job_id") == job_id]
+            if not results:
+                return []
+            trace_id = results[0]["context"]["trace_id"]
+            mine = [s for s in spans if s["context"]["trace_id"] == trace_id]
+            return mine if any(s["name"] == "POST /_worker/tasks/result" for s in mine) else []
+
+        spans = wait_until(result_request, 20, what="the result request's span in the job's trace")
+    finally:
+        sdk.stop()
+    request = next(s for s in spans if s["name"] == "POST /_worker/tasks/result")
+    assert request["kind"] == "SpanKind.SERVER" and request["parent_id"] is not None
+    created = [s for s in spans if s["name"] == "POST /api/v1/jobs/tasks"]
+    assert len(created) == 1 and created[0]["parent_id"] is None  # the same trace the create request began
 
 
 @pytest.mark.redis
