@@ -12,6 +12,12 @@ import pytest
 
 from tests.apps import suite_app
 from tests.services import redis_server, service_env, start_api, start_celery_worker
+from tests.suite_record import (  # noqa: F401  (hooks: what the run leaves, for tests/test_secret_scan.py)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_logfinish,
+    pytest_unconfigure,
+)
 
 TERMINAL = {"finished", "failed", "cancelled", "quarantined"}
 

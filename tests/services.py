@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import suite_record
+
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_WORKER_TOKEN = "global-worker-token-for-tests"
 QUEUES = "avtomatika.steps,avtomatika.sweep,avtomatika.tasks.double,avtomatika.tasks.sleepy,avtomatika.tasks.edgy"
@@ -65,6 +67,8 @@ class Process:
         self.popen = subprocess.Popen(
             args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        if suite_record.RECORD is not None and Path(args[0]).parent == BIN:  # the project's own commands
+            suite_record.RECORD.process_logs.append(Path(self.log.name))
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
