@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         _command(
             commands,
             "run",
-            "run every role of the engine in this process: HTTP API, a Celery worker thread and the sweep",
+            (
+                "run every role of the engine, as `engine.run()` does: HTTP API, step workers and the sweep (embedded "
+                "default: all in this process; with Redis: the API and a Celery worker as child processes)"
+            ),
             SERVER_ENV,
         )
     )
