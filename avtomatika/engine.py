@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .core import OrchestratorCore, StepScheduler
@@ -104,9 +106,27 @@ class OrchestratorEngine(Registry):
             configure_logging(self.config.LOG_LEVEL, self.config.LOG_FORMAT)
         runner = self.wiring.runner()
         runner.start()
+        restore = _sigterm_as_interrupt()
         try:
             runner.wait()
         except KeyboardInterrupt:
             logger.info("interrupted, stopping")
         finally:
+            restore()
             runner.stop()
+
+
+def _sigterm_as_interrupt() -> Any:
+    """In the main thread, and unless the program handles SIGTERM itself, SIGTERM stops `run()` as Ctrl-C does
+    (Python's default would end the process at once, without stopping the roles). Returns what undoes it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)

@@ -117,6 +117,7 @@ class EmbeddedRunner:
         app = self.make_wsgi_app()  # validates clients.toml/workers.toml before anything runs
         if self._start_processes():
             return
+        self.service.stop_waiting(False)  # a restart after `stop()` holds requests again
         self.steps.start()
         self._server = HttpServer(engine.config.API_HOST, engine.config.API_PORT, app)
         self.port = self._server.port
@@ -167,6 +168,9 @@ class EmbeddedRunner:
             self._roles.stop()
             self._roles = None
         if self._server is not None:
+            # held long-polls (`tasks/next`, a job GET with `?wait=`, a WebSocket's command wait) answer now
+            # instead of keeping their threads, and the stop, for up to their timeout (30 s by default)
+            self.service.stop_waiting()
             self._server.stop()
             self._server = None
         self.steps.stop()  # a no-op when it never started

@@ -85,6 +85,14 @@ class Orchestrator:
         )
         self._worker_tokens: dict[str, str] | None = None
         self.tracing = tracing.enabled(self.config)
+        self.stopping = False  # `stop_waiting()`: the HTTP server of this process is stopping
+
+    def stop_waiting(self, stopping: bool = True) -> None:
+        """Held requests of this process answer now: long-polls with no task, job GETs with `?wait=` with the
+        job as it is, WebSockets close. Called before the embedded server stops, so that neither its stop nor
+        Ctrl-C waits for them (up to `WORKER_POLL_TIMEOUT_SECONDS`); `stop_waiting(False)` before a restart."""
+        self.stopping = stopping
+        self.storage.interrupt_waits(stopping)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -362,7 +370,7 @@ class Orchestrator:
                     continue
                 registered = True
                 remaining = deadline - time.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.stopping:
                     return None
                 if storage.wait_for_wake(poll, remaining):
                     worker = storage.get_workers([worker_id])[0] or worker

@@ -115,6 +115,11 @@ class StorageBackend(ABC):
         returns how many. Backends whose index cannot go stale do nothing."""
         return 0
 
+    def interrupt_waits(self, interrupted: bool = True) -> None:  # noqa: B027  (a no-op unless overridden)
+        """While interrupted, every blocking wait of this process (`wait_for_job_end`, `wait_for_wake`,
+        `pop_commands`) returns at once as if it timed out, so a server that stops is not held by long-polls.
+        Only in-process waits need it (MemoryStorage); a Redis wait ends with its own timeout."""
+
     @abstractmethod
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         """Block up to `timeout` seconds until a commit with `notify_end` for this job; True when woken.

@@ -43,6 +43,7 @@ class MemoryStorage(StorageBackend):
         # everything made every commit wake every waiting job GET, each decoding its job: with 64 jobs
         # followed at once that was hundreds of wake-ups and JSON decodes per job.)
         self._end_waits: dict[str, tuple[threading.Condition, int]] = {}
+        self._interrupted = False  # `interrupt_waits`: the server of this process is stopping
         self._jobs: dict[str, tuple[int, str, float | None]] = {}
         self._idempotency: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
@@ -263,6 +264,14 @@ class MemoryStorage(StorageBackend):
             counts[job["status"]] += 1
         return counts
 
+    def interrupt_waits(self, interrupted: bool = True) -> None:
+        with self._lock:
+            self._interrupted = interrupted
+            if interrupted:
+                self._changed.notify_all()
+                for condition, _ in self._end_waits.values():
+                    condition.notify_all()
+
     def wait_for_job_end(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -276,7 +285,7 @@ class MemoryStorage(StorageBackend):
                     if loads(entry[1])["status"] in ("finished", "failed", "cancelled", "quarantined"):
                         return True
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._interrupted:
                         return False
                     condition.wait(remaining)
             finally:
@@ -481,7 +490,7 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             while not self._wakes.get(worker_id):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._interrupted:
                     return False
                 self._changed.wait(remaining)
             self._wakes.pop(worker_id, None)
@@ -498,7 +507,7 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             while not self._commands.get(worker_id):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._interrupted:
                     return []
                 self._changed.wait(remaining)
             return self._commands.pop(worker_id)

@@ -120,7 +120,7 @@ def register_websocket(app: Any) -> None:
 def _serve_socket(ws: Any, worker_id: str) -> None:
     current = service()
     try:
-        while ws.connected:
+        while ws.connected and not current.stopping:
             for command in current.socket_commands(worker_id, 0.5):
                 ws.send(current_app.json.dumps(command))
             message = ws.receive(timeout=0)
