@@ -13,6 +13,8 @@ Scenarios (each pair runs in fresh processes, the original first, then ours):
                    registration fields, long-poll `tasks/next` with the server's default timeout, a result per
                    task, a heartbeat every 20 s), through `engine.run()` with Redis
   s2-production    S2 on the production topology against the original's `engine.run()` with Redis
+  s1-memory also measures the embedded default's parts with no HTTP server (`bench/embedded_floor.py`): a bare
+                   Flask app's two requests, the engine alone, this project's Flask app and the engine
   w3-size          Redis `used_memory_dataset` growth per job waiting for a worker (`--parked` jobs of the same
                    blueprint on each side; 1.0b4's tasks wait in the queue of a registered worker that never polls)
 The original's figures of `s1-seed-redis` / `s2-seed-redis` are reused for the production rows when both run.
@@ -41,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from bench import embedded_floor
 from bench.driver import RESULTS, JobsRun, Topology, redis_topology, run_jobs, write_result
 from bench.original import original_ended, original_python, original_topology, seed_topology
 from bench.procs import BIN, Service, service_env, wait_until
@@ -298,9 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         with seed_topology(logdir, redis=True, app=WORKER_APP) as topology:
             size["ours"] = parked_size(topology, args.parked, args.warmup, False, args.time_limit)
 
+    floor: dict[str, Any] = {}
+    if "s1-memory" in chosen:
+        floor = embedded_floor.measure(args.n, args.warmup, args.k)
     if rows:
         print()
         print(format_comparison(rows))
+    if floor:
+        memory = next((o, u) for name, o, u in rows if name == "s1-memory")
+        print()
+        print(embedded_floor.summary(floor, memory[0]["sut_ms_per_job"], memory[1]["sut_ms_per_job"]))
     if size:
         o, u = size["original"], size["ours"]
         print(f"\nW3 Redis used_memory_dataset per job waiting for a worker ({o['jobs']} parked): original "
@@ -309,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
               f" creating them: original {o['creates_per_s']} jobs/s, ours {u['creates_per_s']} jobs/s")  # fmt: skip
     summary = RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     summary.write_text(json.dumps([{"scenario": n, "original": o, "ours": u} for n, o, u in rows]
-                                  + ([{"scenario": "w3-size", **size}] if size else []), indent=2) + "\n")  # fmt: skip
+                                  + ([{"scenario": "w3-size", **size}] if size else [])
+                                  + ([{"scenario": "s1-memory-floor", **floor}] if floor else []),
+                                  indent=2) + "\n")  # fmt: skip
     print(f"summary: {summary}")
     return 0
 

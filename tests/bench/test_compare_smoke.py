@@ -1,7 +1,8 @@
 """Smoke run of the side-by-side benchmark (`python -m bench.compare`): every scenario, a few jobs each.
 
 Completion only: the original 1.0b4 (from PyPI, in `.bench-venvs/`) and this project each finish every job of
-every scenario with no errors, and each parks 30 jobs for the memory figure. No speed is asserted; the figures
+every scenario with no errors, and each parks 30 jobs for the memory figure; the embedded default's parts
+(`bench/embedded_floor.py`) each run their jobs to the end. No speed is asserted; the figures
 of a real run are in bench/RESULTS.md."""
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def test_every_scenario_completes_on_both_sides():
     assert summary, done.stdout[-3000:]
     rows = json.loads(Path(summary.group(1)).read_text())
     assert [row["scenario"] for row in rows] == [
-        "s1-memory", "s1-seed-redis", "s1-production", "s2-seed-redis", "s2-production", "w3-size"
+        "s1-memory", "s1-seed-redis", "s1-production", "s2-seed-redis", "s2-production", "w3-size", "s1-memory-floor"
     ]  # fmt: skip
+    floor = rows.pop()
+    for part in ("flask", "engine", "app"):  # each part ran its 20 jobs (a job that does not finish raises)
+        assert floor[part]["jobs"] == 20 and floor[part]["cpu_ms_per_job"] > 0, floor
+    assert "this project's Flask app + engine" in done.stdout
     size = rows.pop()
     assert size["original"]["jobs"] == size["ours"]["jobs"] == 30, size
     for row in rows:
