@@ -1,7 +1,12 @@
-"""One event loop per process for async handlers, running in a daemon thread.
+"""One event loop per process for async handlers, run by the threads that wait on it.
 
-A persistent loop keeps connection pools (e.g. a `redis.asyncio` data store) alive between steps and is
-~10x cheaper than `asyncio.run` per call. After a fork the child gets a fresh loop (the pid is checked).
+A persistent loop keeps connection pools (e.g. a `redis.asyncio` data store) alive between steps. No thread of
+its own runs it: the thread that calls `run_coroutine` runs the loop itself until its coroutine is done, so a
+step whose handler is `async def` costs no hand-over between threads (~12 µs of CPU instead of ~145 µs). While
+one thread runs the loop, other threads hand their coroutines to it and wait; when the running thread's own
+coroutine ends before theirs, one of them takes the loop over. Every coroutine therefore runs on the same loop,
+and coroutines of different threads interleave on it as before. After a fork the child gets a fresh loop and
+fresh locks (the owner's pid is checked).
 """
 
 from __future__ import annotations
@@ -9,35 +14,70 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+
+class _ProcessLoop:
+    """The loop of one process, and who runs it."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.running = threading.Lock()  # held by the thread running the loop
+        self.changed = threading.Condition()  # notified when the loop is free or a handed-over coroutine ends
+
+    def notify(self, _: object = None) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Run the loop in this thread until `work` ends (the caller holds `running`)."""
+        try:
+            return self.loop.run_until_complete(work)
+        finally:
+            self.running.release()
+            self.notify()
+
+    def hand_over(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Give `coro` to the thread running the loop; run the loop here if that thread stops first."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future.add_done_callback(self.notify)
+        while True:
+            with self.changed:
+                while not future.done() and self.running.locked():
+                    self.changed.wait()
+            if future.done():
+                return future.result()
+            if self.running.acquire(blocking=False):
+                return self.run(asyncio.wrap_future(future, loop=self.loop))
+
+
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_pid: int | None = None
+_current: _ProcessLoop | None = None
 
 
-def process_loop() -> asyncio.AbstractEventLoop:
-    """The event loop of this process, started on first use."""
-    global _loop, _pid
+def _process_loop() -> _ProcessLoop:
+    global _current
     with _lock:
-        if _loop is None or _pid != os.getpid() or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="avtomatika-loop", daemon=True)
-            thread.start()
-            _loop, _pid = loop, os.getpid()
-        return _loop
+        if _current is None or _current.pid != os.getpid() or _current.loop.is_closed():
+            _current = _ProcessLoop()
+        return _current
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` on the process loop from synchronous code and return its result (or raise its error)."""
-    return asyncio.run_coroutine_threadsafe(coro, process_loop()).result()
+    shared = _process_loop()
+    if shared.running.acquire(blocking=False):
+        return shared.run(coro)
+    return shared.hand_over(coro)
 
 
 def reset_after_fork() -> None:
     """Forget the parent's loop (called from Celery's `worker_process_init`)."""
-    global _loop, _pid
-    with _lock:
-        _loop, _pid = None, None
+    global _current, _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+    _current = None
