@@ -2,7 +2,7 @@
 
 A persistent loop keeps connection pools (e.g. a `redis.asyncio` data store) alive between steps. No thread of
 its own runs it: the thread that calls `run_coroutine` runs the loop itself until its coroutine is done, so a
-step whose handler is `async def` costs no hand-over between threads (~12 µs of CPU instead of ~145 µs). While
+step whose handler is `async def` costs no hand-over between threads (~16 µs of CPU instead of ~145 µs). While
 one thread runs the loop, other threads hand their coroutines to it and wait; when the running thread's own
 coroutine ends before theirs, one of them takes the loop over. Every coroutine therefore runs on the same loop,
 and coroutines of different threads interleave on it as before. After a fork the child gets a fresh loop and

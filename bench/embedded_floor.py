@@ -113,12 +113,18 @@ def this_app() -> Callable[[int], None]:
     app = runner.make_wsgi_app()
     runner.steps.start()
     post = _environ("POST", "/api/v1/jobs/linear", body=BODY, token=BENCH_TOKEN)
+    get = _environ("GET", "/api/v1/jobs/-", "wait=5", token=BENCH_TOKEN)
+
+    def get_job(job_id: str) -> dict[str, Any]:
+        environ = get()  # the same environ as for the path `-`, with the job's path put in
+        environ["PATH_INFO"] = f"/api/v1/jobs/{job_id}"
+        environ["REQUEST_URI"] = environ["RAW_URI"] = f"/api/v1/jobs/{job_id}?wait=5"
+        return dict(json.loads(_call(app, environ)))
 
     def jobs(k: int) -> None:
         ids = [json.loads(_call(app, post()))["job_id"] for _ in range(k)]
-        gets = [_environ("GET", f"/api/v1/jobs/{job_id}", "wait=5", token=BENCH_TOKEN) for job_id in ids]
-        for job_id, get in zip(ids, gets, strict=True):
-            if json.loads(_call(app, get()))["status"] != "finished":
+        for job_id in ids:
+            if get_job(job_id)["status"] != "finished":
                 raise RuntimeError(f"job {job_id} did not finish")
 
     return jobs
