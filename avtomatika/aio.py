@@ -5,8 +5,8 @@ its own runs it: the thread that calls `run_coroutine` runs the loop itself unti
 step whose handler is `async def` costs no hand-over between threads (~16 µs of CPU instead of ~145 µs). While
 one thread runs the loop, other threads hand their coroutines to it and wait; when the running thread's own
 coroutine ends before theirs, one of them takes the loop over. Every coroutine therefore runs on the same loop,
-and coroutines of different threads interleave on it as before. After a fork the child gets a fresh loop and
-fresh locks (the owner's pid is checked).
+and coroutines of different threads interleave on it as before. After any fork the child gets a fresh loop and
+fresh locks (`os.register_at_fork`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class _ProcessLoop:
     """The loop of one process, and who runs it."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.running = threading.Lock()  # held by the thread running the loop
         self.changed = threading.Condition()  # notified when the loop is free or a handed-over coroutine ends
@@ -63,7 +62,7 @@ _current: _ProcessLoop | None = None
 def _process_loop() -> _ProcessLoop:
     global _current
     with _lock:
-        if _current is None or _current.pid != os.getpid() or _current.loop.is_closed():
+        if _current is None or _current.loop.is_closed():
             _current = _ProcessLoop()
         return _current
 
@@ -76,8 +75,12 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return shared.hand_over(coro)
 
 
-def reset_after_fork() -> None:
-    """Forget the parent's loop (called from Celery's `worker_process_init`)."""
+def _forget_after_fork() -> None:
+    """In a forked child (a Celery prefork child, or any other fork): the parent's loop and locks stay behind;
+    a parent thread may have held either lock at the fork."""
     global _current, _lock
-    _lock = threading.Lock()  # a parent thread may have held it at the fork
+    _lock = threading.Lock()
     _current = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

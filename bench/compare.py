@@ -4,7 +4,9 @@
     .venv/bin/python -m bench.compare --scenarios s1-memory -n 1000
 
 Scenarios (each pair runs in fresh processes, the original first, then ours):
-  s1-memory        S1 (5-state linear, K in flight) through `engine.run()` on MemoryStorage
+  s1-memory        S1 (5-state linear, K in flight) through `engine.run()` on MemoryStorage; then the embedded
+                   default's parts with no HTTP server (`bench/embedded_floor.py`): a bare Flask app's two
+                   requests, the engine alone, this project's Flask app and the engine
   s1-seed-redis    S1 through `engine.run()` with Redis
   s1-production    S1 on this project's production topology (gunicorn gevent API, 2 workers as in
                    deploy/gunicorn.conf.py; one Celery worker, threads -c 4; redis-server)
@@ -13,8 +15,6 @@ Scenarios (each pair runs in fresh processes, the original first, then ours):
                    registration fields, long-poll `tasks/next` with the server's default timeout, a result per
                    task, a heartbeat every 20 s), through `engine.run()` with Redis
   s2-production    S2 on the production topology against the original's `engine.run()` with Redis
-  s1-memory also measures the embedded default's parts with no HTTP server (`bench/embedded_floor.py`): a bare
-                   Flask app's two requests, the engine alone, this project's Flask app and the engine
   w3-size          Redis `used_memory_dataset` growth per job waiting for a worker (`--parked` jobs of the same
                    blueprint on each side; 1.0b4's tasks wait in the queue of a registered worker that never polls)
 The original's figures of `s1-seed-redis` / `s2-seed-redis` are reused for the production rows when both run.

@@ -88,18 +88,18 @@ def bare_flask() -> Callable[[int], None]:
 
 def engine_alone() -> Callable[[int], None]:
     """One S1 job through the engine's service, no Flask, no HTTP."""
-    from avtomatika.context import ClientConfig
+    from avtomatika.security import Client
     from bench.apps.bench_app import engine
 
     runner = engine.wiring.runner()
     runner.steps.start()
     service = engine.service
-    client = ClientConfig("bench")
+    client = Client("bench", token_hash="-")
 
     def jobs(k: int) -> None:
-        ids = [service.create_job("linear", {"value": 21}, client) for _ in range(k)]
+        ids = [service.create_job("linear", {"value": 21}, client.public()) for _ in range(k)]
         for job_id in ids:
-            if service.job_view(job_id, client, wait=5)["status"] != "finished":  # type: ignore[arg-type]
+            if service.job_view(job_id, client, wait=5)["status"] != "finished":
                 raise RuntimeError(f"job {job_id} did not finish")
 
     return jobs

@@ -16,7 +16,7 @@ from celery.app.task import Context
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
-from avtomatika import aio, metrics, tracing
+from avtomatika import metrics, tracing
 from avtomatika.registry import Registry
 from avtomatika.service import Orchestrator
 
@@ -243,11 +243,6 @@ class CeleryStepScheduler:
             queue=self.step_queue,
             headers=tracing.current_context(),
         )
-
-
-@worker_process_init.connect
-def _fresh_loop_per_child(**_: Any) -> None:
-    aio.reset_after_fork()
 
 
 @worker_process_shutdown.connect
